@@ -1,0 +1,4 @@
+//! One module per `patrol` subcommand.
+
+pub mod sim;
+pub mod watch;

@@ -1,0 +1,7 @@
+//! The `patrol` ground station: the composition root that wires drone links (firmware-bridge), planning
+//! (mission-planner), detection (inference), storage, MQTT and the web console.
+//!
+//! `main.rs` only parses the command line; everything lives here so end-to-end tests can run it in-process.
+
+pub mod cli;
+pub mod cmd;
