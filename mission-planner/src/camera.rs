@@ -453,9 +453,13 @@ mod tests {
         assert!(close(hit.offset.east_m, 0.0, 1e-6));
         assert!(close(hit.off_nadir_rad.to_degrees(), 30.0, 1e-9));
         assert!(close(hit.slant_range_m, 80.0 / 30f64.to_radians().cos(), 1e-6));
-        // The same tilt achieved by the vehicle pitching nose-up 30 degrees with a fixed nadir camera looks
-        // backwards (south).
+        // The same tilt from the vehicle pitching nose-up 30 degrees with a fixed nadir camera: nose up turns
+        // the belly (and the camera) forward, so it also looks north.
         let p = pose(80.0, CameraPose::nadir_mount(Attitude::from_degrees(0.0, 30.0, 0.0)));
+        let hit = pixel_to_ground(&cam, &p, 2000.0, 1500.0).unwrap();
+        assert!(close(hit.offset.north_m, 80.0 * 30f64.to_radians().tan(), 1e-6), "{hit:?}");
+        // Nose down 30 degrees looks backwards (south).
+        let p = pose(80.0, CameraPose::nadir_mount(Attitude::from_degrees(0.0, -30.0, 0.0)));
         let hit = pixel_to_ground(&cam, &p, 2000.0, 1500.0).unwrap();
         assert!(close(hit.offset.north_m, -80.0 * 30f64.to_radians().tan(), 1e-6), "{hit:?}");
     }
