@@ -70,6 +70,20 @@ pub use mission_store::ProtocolTimings;
 
 use crate::mode::AutopilotKind;
 
+/// Renders the frame `camera` would see from `pose` over `world` (a plain ground colour without one): the same
+/// renderer the simulated drones use at each capture. Inverse mapping per output pixel with bilinear sampling.
+///
+/// # Errors
+/// [`SimError::Camera`] when the camera spec is invalid.
+pub fn render_camera_frame(
+    world: Option<&WorldRaster>,
+    camera: &CameraConfig,
+    pose: &mission_planner::camera::CameraPose,
+) -> Result<image::RgbImage, SimError> {
+    let intrinsics = camera.intrinsics()?;
+    Ok(camera::render(world, &intrinsics, pose, camera.ground_rgb))
+}
+
 /// Errors of the simulator.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

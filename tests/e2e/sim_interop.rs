@@ -33,10 +33,16 @@ async fn run_peer(script: &str, args: &[String], limit: Duration) -> String {
     stdout
 }
 
-async fn start_sim(mix: PersonalityMix, port: u16, speedup: f64) -> (SimFleet, CancellationToken) {
+async fn start_sim(
+    mix: PersonalityMix,
+    port: u16,
+    speedup: f64,
+    position_estimate_after: Duration,
+) -> (SimFleet, CancellationToken) {
     let link = SimLink::UdpOut { gcs: ([127, 0, 0, 1], port).into() };
     let mut config = SimConfig::fleet(1, mix, &[GeoPoint::new(22.55, 113.88)], &link).expect("fleet config");
     config.speedup = speedup;
+    config.drones[0].vehicle.position_estimate_after = position_estimate_after;
     config.seed = 7;
     let token = CancellationToken::new();
     let fleet = SimFleet::spawn(config, token.clone()).await.expect("start the simulator");
@@ -46,12 +52,15 @@ async fn start_sim(mix: PersonalityMix, port: u16, speedup: f64) -> (SimFleet, C
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pymavlink_gcs_flies_a_ten_item_mission_on_the_ardupilot_personality() {
     let port = free_udp_port();
-    let (fleet, token) = start_sim(PersonalityMix::ArduPilot, port, 25.0).await;
+    // 40 sim seconds (1.6 s wall) without a position estimate: the GCS must wait out the pre-arm refusals.
+    let (fleet, token) = start_sim(PersonalityMix::ArduPilot, port, 25.0, Duration::from_secs(40)).await;
     let args = ["--listen".to_string(), format!("127.0.0.1:{port}"), "--timeout".into(), "60".into()];
     let stdout = run_peer("pymavlink_gcs.py", &args, Duration::from_secs(90)).await;
     println!("{stdout}");
     assert!(stdout.contains("OK reached=[1, 2, 3, 4, 5, 6, 7, 8, 9]"), "{stdout}");
     assert!(stdout.contains("request=MISSION_REQUEST"), "{stdout}");
+    assert!(stdout.contains("prearm_text=['PreArm: Need Position Estimate']"), "{stdout}");
+    assert!(!stdout.contains("prearm_refusals=0 "), "{stdout}");
     let stats = fleet.drones()[0].stats.snapshot();
     assert!(stats.rx_messages > 20, "{stats:?}");
     token.cancel();
@@ -61,7 +70,7 @@ async fn pymavlink_gcs_flies_a_ten_item_mission_on_the_ardupilot_personality() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mavsdk_mission_raw_uploads_and_flies_on_the_px4_personality() {
     let port = free_udp_port();
-    let (fleet, token) = start_sim(PersonalityMix::Px4, port, 20.0).await;
+    let (fleet, token) = start_sim(PersonalityMix::Px4, port, 20.0, Duration::from_secs(2)).await;
     let args = ["--listen".to_string(), port.to_string(), "--timeout".into(), "60".into()];
     let stdout = run_peer("mavsdk_mission_raw.py", &args, Duration::from_secs(90)).await;
     println!("{stdout}");
