@@ -219,16 +219,17 @@ impl FromStr for SimLink {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let error = |reason: &str| SimError::LinkAddress { address: s.to_string(), reason: reason.to_string() };
         let (scheme, rest) = s.split_once(':').ok_or_else(|| error("expected udpout:HOST:PORT or udpin:HOST:PORT"))?;
+        let outgoing = match scheme {
+            "udpout" | "udp-out" => true,
+            "udpin" | "udp-in" | "udp" => false,
+            _ => return Err(error("unknown scheme; use udpout:HOST:PORT (send to a GCS) or udpin:HOST:PORT (listen)")),
+        };
         let addr = rest
             .to_socket_addrs()
             .map_err(|e| error(&format!("cannot resolve {rest:?}: {e}")))?
             .next()
             .ok_or_else(|| error("the host resolves to no address"))?;
-        match scheme {
-            "udpout" | "udp-out" => Ok(SimLink::UdpOut { gcs: addr }),
-            "udpin" | "udp-in" | "udp" => Ok(SimLink::UdpIn { bind: addr }),
-            _ => Err(error("unknown scheme; use udpout:HOST:PORT (send to a GCS) or udpin:HOST:PORT (listen)")),
-        }
+        Ok(if outgoing { SimLink::UdpOut { gcs: addr } } else { SimLink::UdpIn { bind: addr } })
     }
 }
 

@@ -165,3 +165,21 @@ async fn with_signing_unsigned_commands_are_ignored_and_counted() {
     token.cancel();
     fleet.wait().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_drone_answers_whoever_talks_to_it() {
+    let link = SimLink::UdpIn { bind: "127.0.0.1:0".parse().unwrap() };
+    let mut config = SimConfig::fleet(1, PersonalityMix::Px4, &[GeoPoint::new(22.55, 113.88)], &link).unwrap();
+    config.http_bind = None;
+    let token = CancellationToken::new();
+    let fleet = SimFleet::spawn(config, token.clone()).await.unwrap();
+    let (gcs, _) = gcs_socket().await;
+    // Silent until we talk; then it streams to us.
+    let heartbeat = MavMessage::HEARTBEAT(mavlink::dialects::ardupilotmega::HEARTBEAT_DATA::default());
+    gcs.send_to(&frame(&heartbeat, None), fleet.drones()[0].local_addr).await.unwrap();
+    let (sys, from) =
+        recv_until(&gcs, |h, m, from| matches!(m, MavMessage::HEARTBEAT(_)).then_some((h.system_id, from))).await;
+    assert_eq!((sys, from), (1, fleet.drones()[0].local_addr));
+    token.cancel();
+    fleet.wait().await;
+}

@@ -223,25 +223,29 @@ pub(crate) fn render(
 
 /// Bilinear sample at pixel-centre coordinates; `None` outside the image.
 fn sample_bilinear(image: &RgbImage, col: f64, row: f64) -> Option<[u8; 3]> {
-    let (w, h) = (f64::from(image.width()), f64::from(image.height()));
-    if !(col >= 0.0 && row >= 0.0 && col <= w - 1.0 && row <= h - 1.0) {
+    let (w, h) = (image.width(), image.height());
+    if !(col >= 0.0 && row >= 0.0 && col <= f64::from(w - 1) && row <= f64::from(h - 1)) {
         return None;
     }
     // In range by the check above.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let (c0, r0) = (col.floor() as u32, row.floor() as u32);
-    let (c1, r1) = ((c0 + 1).min(image.width() - 1), (r0 + 1).min(image.height() - 1));
+    let (c0, r0) = (col as u32, row as u32);
     let (fc, fr) = (col - f64::from(c0), row - f64::from(r0));
-    let p = |c, r| image.get_pixel(c, r).0;
-    let (p00, p10, p01, p11) = (p(c0, r0), p(c1, r0), p(c0, r1), p(c1, r1));
+    // Raw buffer access: this runs for every output pixel.
+    let raw = image.as_raw();
+    let stride = w as usize * 3;
+    let i00 = r0 as usize * stride + c0 as usize * 3;
+    let right = if c0 + 1 < w { 3 } else { 0 };
+    let down = if r0 + 1 < h { stride } else { 0 };
     let mut out = [0u8; 3];
     for (k, o) in out.iter_mut().enumerate() {
-        let top = f64::from(p00[k]) * (1.0 - fc) + f64::from(p10[k]) * fc;
-        let bottom = f64::from(p01[k]) * (1.0 - fc) + f64::from(p11[k]) * fc;
+        let p = |offset: usize| f64::from(raw[i00 + offset + k]);
+        let top = p(0) + (p(right) - p(0)) * fc;
+        let bottom = p(down) + (p(down + right) - p(down)) * fc;
         // A weighted mean of u8 values stays in 0..=255.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         {
-            *o = (top * (1.0 - fr) + bottom * fr).round() as u8;
+            *o = (top + (bottom - top) * fr + 0.5) as u8;
         }
     }
     Some(out)

@@ -217,7 +217,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
                 s.captures_dropped
             );
         }
-        Ok(ExitCode::SUCCESS)
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
 }
 
