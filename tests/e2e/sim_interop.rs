@@ -52,8 +52,8 @@ async fn start_sim(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pymavlink_gcs_flies_a_ten_item_mission_on_the_ardupilot_personality() {
     let port = free_udp_port();
-    // 40 sim seconds (1.6 s wall) without a position estimate: the GCS must wait out the pre-arm refusals.
-    let (fleet, token) = start_sim(PersonalityMix::ArduPilot, port, 25.0, Duration::from_secs(40)).await;
+    // 100 sim seconds (4 s wall) without a position estimate: the GCS must wait out the pre-arm refusals.
+    let (fleet, token) = start_sim(PersonalityMix::ArduPilot, port, 25.0, Duration::from_secs(100)).await;
     let args = ["--listen".to_string(), format!("127.0.0.1:{port}"), "--timeout".into(), "60".into()];
     let stdout = run_peer("pymavlink_gcs.py", &args, Duration::from_secs(90)).await;
     println!("{stdout}");
