@@ -166,7 +166,8 @@ impl Personality {
 
 impl fmt::Display for Personality {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad` honours width and alignment, so tables line up.
+        f.pad(match self {
             Personality::ArduPilot => "ardupilot",
             Personality::Px4 => "px4",
         })
@@ -602,6 +603,7 @@ mod tests {
             SimLink::UdpOut { gcs: "127.0.0.1:14550".parse().unwrap() }
         );
         assert_eq!("udpin:0.0.0.0:14560".parse::<SimLink>().unwrap().to_string(), "udpin:0.0.0.0:14560");
+        assert_eq!(format!("[{:<9}]", Personality::Px4), "[px4      ]");
         let err = "tcp:1.2.3.4:5".parse::<SimLink>().unwrap_err().to_string();
         assert!(err.contains("udpout:HOST:PORT"), "{err}");
         assert!("udpout:nonsense".parse::<SimLink>().is_err());
