@@ -74,6 +74,8 @@ pub enum MissionStep {
         alt_m: f64,
         /// Altitude frame.
         frame: MissionFrame,
+        /// Yaw, degrees (None = the autopilot's default).
+        yaw_deg: Option<f64>,
     },
     /// `NAV_WAYPOINT`.
     Waypoint {
@@ -135,6 +137,8 @@ pub enum MissionStep {
     Land {
         /// Where (None = where the vehicle is).
         point: Option<GeoPoint>,
+        /// Yaw, degrees (None = the autopilot's default).
+        yaw_deg: Option<f64>,
     },
     /// Any other item, kept as is.
     Raw(MissionItem),
@@ -167,8 +171,9 @@ impl MissionStep {
             z: f(alt_m),
         };
         match *self {
-            MissionStep::Takeoff { point, alt_m, frame } => {
-                let mut item = at(cmd::NAV_TAKEOFF, [0.0; 4], point.unwrap_or(GeoPoint::new(0.0, 0.0)), alt_m, frame);
+            MissionStep::Takeoff { point, alt_m, frame, yaw_deg } => {
+                let params = [0.0, 0.0, 0.0, yaw_deg.map_or(f32::NAN, f)];
+                let mut item = at(cmd::NAV_TAKEOFF, params, point.unwrap_or(GeoPoint::new(0.0, 0.0)), alt_m, frame);
                 if point.is_none() {
                     (item.x, item.y) = (0, 0);
                 }
@@ -197,8 +202,8 @@ impl MissionStep {
             }
             MissionStep::CameraStop => MissionItem::command(cmd::IMAGE_STOP_CAPTURE, [0.0; 4]),
             MissionStep::ReturnToLaunch => MissionItem::command(cmd::NAV_RETURN_TO_LAUNCH, [0.0; 4]),
-            MissionStep::Land { point } => {
-                let mut item = MissionItem::command(cmd::NAV_LAND, [0.0; 4]);
+            MissionStep::Land { point, yaw_deg } => {
+                let mut item = MissionItem::command(cmd::NAV_LAND, [0.0, 0.0, 0.0, yaw_deg.map_or(f32::NAN, f)]);
                 item.frame = MissionFrame::GlobalRelativeAlt;
                 if let Some(p) = point {
                     (item.x, item.y) = (p.lat_e7(), p.lon_e7());
@@ -216,9 +221,12 @@ impl MissionStep {
         let alt_m = f64::from(item.z);
         let point = GeoPoint::from_e7(item.x, item.y);
         let typed = match item.command {
-            cmd::NAV_TAKEOFF if is_global(item.frame) && zero(0) && zero(1) && zero(2) && zero(3) => {
-                Some(MissionStep::Takeoff { point: opt_point(item), alt_m, frame: item.frame })
-            }
+            cmd::NAV_TAKEOFF if is_global(item.frame) && zero(0) && zero(1) && zero(2) => Some(MissionStep::Takeoff {
+                point: opt_point(item),
+                alt_m,
+                frame: item.frame,
+                yaw_deg: (!p[3].is_nan()).then(|| f64::from(p[3])),
+            }),
             cmd::NAV_WAYPOINT if is_global(item.frame) && zero(1) && zero(2) => Some(MissionStep::Waypoint {
                 point,
                 alt_m,
@@ -245,8 +253,8 @@ impl MissionStep {
             }
             cmd::IMAGE_STOP_CAPTURE if p.iter().all(|v| *v == 0.0) => Some(MissionStep::CameraStop),
             cmd::NAV_RETURN_TO_LAUNCH if p.iter().all(|v| *v == 0.0) => Some(MissionStep::ReturnToLaunch),
-            cmd::NAV_LAND if p.iter().all(|v| *v == 0.0) && item.frame == MissionFrame::GlobalRelativeAlt => {
-                Some(MissionStep::Land { point: opt_point(item) })
+            cmd::NAV_LAND if zero(0) && zero(1) && zero(2) && item.frame == MissionFrame::GlobalRelativeAlt => {
+                Some(MissionStep::Land { point: opt_point(item), yaw_deg: (!p[3].is_nan()).then(|| f64::from(p[3])) })
             }
             _ => None,
         };
@@ -257,14 +265,34 @@ impl MissionStep {
         }
     }
 
+    /// What the step does, reading camera and speed commands in any frame: Mission Planner writes them with
+    /// the mission's frame (3) where QGC writes 2, which keeps them [`MissionStep::Raw`] for lossless round
+    /// trips; summaries still need to know they trigger the camera.
+    pub fn semantic(&self) -> MissionStep {
+        match self {
+            MissionStep::Raw(item) if !is_global(item.frame) || (item.x == 0 && item.y == 0) => {
+                let mut relaxed = *item;
+                relaxed.frame = MissionFrame::Mission;
+                match MissionStep::from_item(&relaxed) {
+                    step @ (MissionStep::CameraTriggerDistance { .. }
+                    | MissionStep::CameraStartInterval { .. }
+                    | MissionStep::CameraStop
+                    | MissionStep::ChangeSpeed { .. }) => step,
+                    _ => *self,
+                }
+            }
+            _ => *self,
+        }
+    }
+
     /// The position, altitude and frame of a step that moves the vehicle somewhere, if it does.
     fn target(&self) -> Option<(Option<GeoPoint>, f64, MissionFrame)> {
         match *self {
-            MissionStep::Takeoff { point, alt_m, frame } => Some((point, alt_m, frame)),
+            MissionStep::Takeoff { point, alt_m, frame, .. } => Some((point, alt_m, frame)),
             MissionStep::Waypoint { point, alt_m, frame, .. }
             | MissionStep::LoiterTime { point, alt_m, frame, .. }
             | MissionStep::LoiterUnlimited { point, alt_m, frame } => Some((Some(point), alt_m, frame)),
-            MissionStep::Land { point } => Some((point, 0.0, MissionFrame::GlobalRelativeAlt)),
+            MissionStep::Land { point, .. } => Some((point, 0.0, MissionFrame::GlobalRelativeAlt)),
             MissionStep::Raw(item) if item.command < 95 && is_global(item.frame) => {
                 Some((opt_point(&item), f64::from(item.z), item.frame))
             }
@@ -579,7 +607,7 @@ impl Mission {
                     max_alt_m = max_alt_m.max(alt);
                 }
             }
-            match *step {
+            match step.semantic() {
                 MissionStep::Waypoint { hold_s, .. } => {
                     waypoints += 1;
                     extra_s += hold_s;
@@ -879,7 +907,12 @@ mod tests {
         Mission {
             home: Some(Home { point: HOME, alt_amsl_m: 5.0 }),
             steps: vec![
-                MissionStep::Takeoff { point: None, alt_m: 100.0, frame: MissionFrame::GlobalRelativeAlt },
+                MissionStep::Takeoff {
+                    point: None,
+                    alt_m: 100.0,
+                    frame: MissionFrame::GlobalRelativeAlt,
+                    yaw_deg: None,
+                },
                 MissionStep::ChangeSpeed { speed_mps: 10.0 },
                 wp(22.541, 113.88),
                 MissionStep::CameraTriggerDistance { distance_m: 25.0, trigger_now: true },
@@ -933,6 +966,15 @@ mod tests {
         let step = MissionStep::from_item(&item);
         assert!(matches!(step, MissionStep::Raw(_)));
         assert!(same_item(&step.to_item(), &item));
+    }
+
+    #[test]
+    fn camera_commands_in_the_mission_frame_still_count() {
+        let mut item = MissionStep::CameraTriggerDistance { distance_m: 20.0, trigger_now: true }.to_item();
+        item.frame = MissionFrame::GlobalRelativeAlt;
+        let step = MissionStep::from_item(&item);
+        assert!(matches!(step, MissionStep::Raw(_)));
+        assert!(matches!(step.semantic(), MissionStep::CameraTriggerDistance { distance_m, .. } if distance_m == 20.0));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::error::PlanError;
 use crate::geo::{GeoPoint, LocalFrame, LocalPoint};
 use crate::mission::{Battery, FenceZone, FlightModel, Home, Limits, Mission, MissionStep};
 use crate::mission_item::MissionFrame;
-use crate::routing::{Airspace, distance, path_length};
+use crate::routing::{Airspace, RoutesTo, distance, path_length};
 
 /// How high to fly: from a ground sample distance or directly.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -510,7 +510,8 @@ pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
             continue;
         };
         let first = sw.passes(EntryCorner::ALL[0], &airspace);
-        let reachable = first.iter().all(|p| launches.iter().any(|l| airspace.route(*l, p.entry).is_some()));
+        // One route per cell: a pass that still turns out unreachable while packing is reported then.
+        let reachable = launches.iter().any(|l| airspace.route(*l, first[0].entry).is_some());
         if !reachable {
             uncovered.push(uncover(UncoveredReason::Unreachable));
             continue;
@@ -605,8 +606,15 @@ pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
                 queue.extend(passes.into_iter().map(|p| (works[w].index, p)));
             }
         }
-        let ctx =
-            SortieContext { req, frame: &frame, airspace: &airspace, survey: &survey, launch: launches[l], budget_s };
+        let ctx = SortieContext {
+            req,
+            frame: &frame,
+            airspace: &airspace,
+            survey: &survey,
+            launch: launches[l],
+            home_routes: airspace.routes_to(launches[l]),
+            budget_s,
+        };
         let packed = ctx.pack(queue, &mut beyond_range);
         let first_sortie = sorties.len();
         for s in packed {
@@ -719,6 +727,7 @@ struct SortieContext<'a> {
     airspace: &'a Airspace,
     survey: &'a SurveyGeometry,
     launch: Coord<f64>,
+    home_routes: RoutesTo,
     budget_s: f64,
 }
 
@@ -753,7 +762,7 @@ impl SortieContext<'_> {
         let (mut pos, mut dist, mut wps) = (self.launch, 0.0, 0usize);
         while let Some((cell, pass)) = queue.pop_front() {
             let (Some(transit), Some(home)) =
-                (self.airspace.route(pos, pass.entry), self.airspace.route(pass.exit, self.launch))
+                (self.airspace.route(pos, pass.entry), self.airspace.route_to(pass.exit, &self.home_routes))
             else {
                 beyond_range.push(cell);
                 continue;
@@ -803,7 +812,7 @@ impl SortieContext<'_> {
             yaw_deg: None,
         };
         let mut steps = vec![
-            MissionStep::Takeoff { point: None, alt_m, frame: MissionFrame::GlobalRelativeAlt },
+            MissionStep::Takeoff { point: None, alt_m, frame: MissionFrame::GlobalRelativeAlt, yaw_deg: None },
             MissionStep::ChangeSpeed { speed_mps: self.req.flight.cruise_speed_mps },
         ];
         let mut route = vec![launch.point];

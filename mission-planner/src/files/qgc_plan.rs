@@ -258,7 +258,12 @@ mod tests {
         Mission {
             home: Some(Home { point: GeoPoint::new(22.5395, 113.8795), alt_amsl_m: 4.5 }),
             steps: vec![
-                MissionStep::Takeoff { point: None, alt_m: 60.0, frame: MissionFrame::GlobalRelativeAlt },
+                MissionStep::Takeoff {
+                    point: None,
+                    alt_m: 60.0,
+                    frame: MissionFrame::GlobalRelativeAlt,
+                    yaw_deg: None,
+                },
                 MissionStep::Waypoint {
                     point: GeoPoint::from_e7(225_400_000, 1_138_800_000),
                     alt_m: 60.0,

@@ -99,7 +99,12 @@ mod tests {
         let m = Mission {
             home: Some(Home { point: GeoPoint::new(22.5395, 113.8795), alt_amsl_m: 4.5 }),
             steps: vec![
-                MissionStep::Takeoff { point: None, alt_m: 60.0, frame: MissionFrame::GlobalRelativeAlt },
+                MissionStep::Takeoff {
+                    point: None,
+                    alt_m: 60.0,
+                    frame: MissionFrame::GlobalRelativeAlt,
+                    yaw_deg: None,
+                },
                 MissionStep::Waypoint {
                     point: GeoPoint::from_e7(225_412_345, 1_138_801_234),
                     alt_m: 60.0,
