@@ -1,4 +1,4 @@
-//! Planning a large area: 500 cells over 50 km², 3 no-fly zones, 4 drones from 2 launch points.
+//! Planning a large area: 500 cells over 50 km², 3 no-fly zones, 4 drones from 4 launch points (one per quadrant).
 //! Target: under 1 s on one core (`cargo bench -p mission-planner --bench plan`).
 #![allow(missing_docs)] // criterion's macros generate undocumented public functions
 
@@ -76,7 +76,12 @@ fn request() -> PatrolRequest {
     };
     let mut req = PatrolRequest::new(
         cells,
-        vec![launch("W", -3000.0, -3300.0), launch("E", 3000.0, -3300.0)],
+        vec![
+            launch("SW", -2000.0, -1600.0),
+            launch("SE", 2000.0, -1600.0),
+            launch("NW", -1000.0, 2200.0),
+            launch("NE", 2000.0, 1600.0),
+        ],
         camera,
         AltitudeTarget::GroundSampleDistance(0.03),
     );
