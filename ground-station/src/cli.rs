@@ -42,6 +42,9 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Plan a patrol over grid cells (one mission per sortie, GeoJSON, SVG, summary); `plan check` validates a
+    /// mission file.
+    Plan(Box<cmd::plan::PlanArgs>),
     /// Run simulated drones that speak MAVLink 2 (ArduPilot or PX4 personality), for demos and tests.
     Sim(cmd::sim::SimArgs),
     /// Connect to a MAVLink link and print the vehicles, their live telemetry and STATUSTEXT lines.
@@ -68,6 +71,7 @@ pub fn init_tracing(log: &LogArgs) {
 /// Whatever the subcommand reports; `main` prints it with its causes.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Plan(args) => cmd::plan::run(*args),
         Command::Sim(args) => cmd::sim::run(args),
         Command::Watch(args) => cmd::watch::run(args),
     }

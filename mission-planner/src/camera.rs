@@ -98,6 +98,28 @@ impl CameraSpec {
     }
 }
 
+impl CameraSpec {
+    /// Parses a camera profile from TOML (the fields of [`CameraSpec`], e.g. `image_width_px = 5280`).
+    ///
+    /// # Errors
+    /// [`PlanError::Format`] for bad TOML or unknown fields; [`PlanError::InvalidCamera`] when the profile
+    /// does not describe a camera (see [`CameraSpec::intrinsics`]).
+    pub fn from_toml_str(text: &str) -> Result<Self, PlanError> {
+        let spec: CameraSpec = toml::from_str(text)
+            .map_err(|e| PlanError::Format { what: "camera profile".into(), reason: e.to_string() })?;
+        spec.intrinsics()?;
+        Ok(spec)
+    }
+
+    /// Reads a camera profile TOML file.
+    ///
+    /// # Errors
+    /// The file cannot be read, or as [`CameraSpec::from_toml_str`].
+    pub fn read_toml(path: &std::path::Path) -> Result<Self, PlanError> {
+        Self::from_toml_str(&crate::area::read_text(path)?)
+    }
+}
+
 /// Pinhole intrinsics in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Intrinsics {
@@ -397,6 +419,25 @@ mod tests {
         let (w, h) = cam.footprint_m(100.0);
         assert!(close(w, 150.0, 1e-9) && close(h, 112.5, 1e-9));
         assert!(close(cam.height_for_gsd_m(0.0375), 100.0, 1e-9));
+    }
+
+    #[test]
+    fn reads_a_toml_profile() {
+        let spec = CameraSpec::from_toml_str(
+            "name = \"M3E\"\nimage_width_px = 5280\nimage_height_px = 3956\nsensor_width_mm = 17.3\n\
+             sensor_height_mm = 13.0\nfocal_length_mm = 12.29\n",
+        )
+        .unwrap();
+        assert_eq!(spec.image_width_px, 5280);
+        assert!(
+            CameraSpec::from_toml_str(
+                "image_width_px = 1\nimage_height_px = 1\nfocal_length_mm = 0.0\nsensor_width_mm = 1.0"
+            )
+            .unwrap_err()
+            .to_string()
+            .contains("focal_length_mm")
+        );
+        assert!(CameraSpec::from_toml_str("bogus = 1").is_err());
     }
 
     #[test]

@@ -1,0 +1,1037 @@
+//! Patrols over many grid cells: cover every cell, order the cells, route around no-fly zones, split the work
+//! into battery-sized sorties and share them between drones.
+//!
+//! The steps, all in one [`LocalFrame`] around the area:
+//! 1. each cell minus the no-fly zones (grown by [`PatrolRequest::zone_margin_m`]) and clipped to the fence
+//!    is swept ([`coverage::sweep`]); a cell that cannot be covered is reported in
+//!    [`PatrolPlan::uncovered`] with the reason;
+//! 2. cells go to their nearest launch point, and drones to launch points in proportion to the work;
+//! 3. per launch point the cells are ordered (nearest neighbour, then 2-opt) and each cell's entry corner is
+//!    the one nearest to where the drone comes from;
+//! 4. the passes are packed into sorties greedily: a pass joins the current sortie if the transit to it, the
+//!    pass and the routed flight home still fit the battery budget; a pass too long for a fresh sortie is
+//!    split; every transit leg is routed on the visibility graph ([`Airspace`]);
+//! 5. sorties go to the launch point's drones longest first, each to the drone that finishes first
+//!    (with [`PatrolRequest::battery_swap_s`] between sorties).
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use geo::{Area, BooleanOps, BoundingRect, Centroid, Coord, Intersects, MultiPolygon, Rect, Validation};
+
+use crate::area::{GridCell, LaunchPoint, NoFlyZone, ZoneShape, to_local};
+use crate::camera::CameraSpec;
+use crate::coverage::{EntryCorner, Pass, SurveyGeometry, Sweep, sweep};
+use crate::error::PlanError;
+use crate::geo::{GeoPoint, LocalFrame, LocalPoint};
+use crate::mission::{Battery, FenceZone, FlightModel, Home, Limits, Mission, MissionStep};
+use crate::mission_item::MissionFrame;
+use crate::routing::{Airspace, RoutesTo, distance, path_length};
+
+/// How high to fly: from a ground sample distance or directly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AltitudeTarget {
+    /// Fly at the height that gives this many metres per pixel.
+    GroundSampleDistance(f64),
+    /// Fly at this height above ground, metres.
+    Height(f64),
+}
+
+/// How the camera is told to take photos along a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TriggerMode {
+    /// `DO_SET_CAM_TRIGG_DIST` at the start of a pass and 0 at its end (ArduPilot, most cameras).
+    #[default]
+    Distance,
+    /// `IMAGE_START_CAPTURE` with an interval, `IMAGE_STOP_CAPTURE` at the end (MAVLink camera protocol).
+    Interval,
+}
+
+/// Everything a patrol plan needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatrolRequest {
+    /// The cells to cover.
+    pub cells: Vec<GridCell>,
+    /// No-fly zones.
+    pub zones: Vec<NoFlyZone>,
+    /// An area every leg must stay inside, if any.
+    pub inclusion_fence: Option<ZoneShape>,
+    /// Where drones take off; drones are shared between them.
+    pub launch_points: Vec<LaunchPoint>,
+    /// Number of drones.
+    pub drones: usize,
+    /// The survey camera.
+    pub camera: CameraSpec,
+    /// Ground sample distance or height.
+    pub altitude: AltitudeTarget,
+    /// Front (along-track) overlap, fraction.
+    pub front_overlap: f64,
+    /// Side (across-track) overlap, fraction.
+    pub side_overlap: f64,
+    /// Speeds and waypoint cost.
+    pub flight: FlightModel,
+    /// Battery endurance and reserve.
+    pub battery: Battery,
+    /// Lowest flight altitude above ground, metres.
+    pub min_alt_m: f64,
+    /// Ceiling above ground, metres.
+    pub max_alt_m: f64,
+    /// Distance kept from every no-fly zone (and inside the fence), metres.
+    pub zone_margin_m: f64,
+    /// Straight run-in and run-out at each end of a pass, metres.
+    pub turnaround_m: f64,
+    /// Distance or interval triggering.
+    pub trigger: TriggerMode,
+    /// Time on the ground between two sorties of one drone (battery swap), seconds.
+    pub battery_swap_s: f64,
+}
+
+impl PatrolRequest {
+    /// A request with the usual defaults: 75 % front and 70 % side overlap, [`FlightModel::default`],
+    /// [`Battery::default`], ceiling 120 m, floor 10 m, 10 m zone margin, 5 m turnarounds, distance
+    /// triggering and 3 minutes per battery swap.
+    pub fn new(
+        cells: Vec<GridCell>,
+        launch_points: Vec<LaunchPoint>,
+        camera: CameraSpec,
+        altitude: AltitudeTarget,
+    ) -> Self {
+        Self {
+            cells,
+            zones: Vec::new(),
+            inclusion_fence: None,
+            launch_points,
+            drones: 1,
+            camera,
+            altitude,
+            front_overlap: 0.75,
+            side_overlap: 0.7,
+            flight: FlightModel::default(),
+            battery: Battery::default(),
+            min_alt_m: 10.0,
+            max_alt_m: 120.0,
+            zone_margin_m: 10.0,
+            turnaround_m: 5.0,
+            trigger: TriggerMode::Distance,
+            battery_swap_s: 180.0,
+        }
+    }
+
+    /// The limits a mission of this patrol must respect ([`Mission::validate`]).
+    pub fn limits(&self) -> Limits {
+        Limits {
+            min_alt_m: self.min_alt_m,
+            max_alt_m: self.max_alt_m,
+            exclusions: self.zones.clone(),
+            inclusion: self.inclusion_fence.clone(),
+            flight: self.flight,
+            battery: Some(self.battery),
+        }
+    }
+}
+
+/// Why a cell is not covered.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum UncoveredReason {
+    /// The cell's polygon is invalid in the planning frame.
+    InvalidGeometry(String),
+    /// All of the cell lies inside no-fly zones (or within the margin around them).
+    InsideNoFlyZone {
+        /// The zones that cover it.
+        zones: Vec<String>,
+    },
+    /// All of the cell lies outside the inclusion fence.
+    OutsideFence,
+    /// What is left to fly is smaller than one photo footprint.
+    SmallerThanFootprint {
+        /// Area left to cover, square metres.
+        area_m2: f64,
+        /// One footprint, square metres.
+        footprint_m2: f64,
+    },
+    /// No pass of the cell can be reached from a launch point without entering a zone.
+    Unreachable,
+    /// Parts of the cell are too far for one battery from every launch point; the rest is flown.
+    BeyondBatteryRange,
+}
+
+impl fmt::Display for UncoveredReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UncoveredReason::InvalidGeometry(why) => write!(f, "invalid geometry: {why}"),
+            UncoveredReason::InsideNoFlyZone { zones } => {
+                write!(f, "inside no-fly zone {} (with the safety margin)", zones.join(", "))
+            }
+            UncoveredReason::OutsideFence => write!(f, "outside the inclusion fence"),
+            UncoveredReason::SmallerThanFootprint { area_m2, footprint_m2 } => write!(
+                f,
+                "only {area_m2:.0} m² left to fly, smaller than one photo footprint ({footprint_m2:.0} m²): lower the GSD or merge the cell"
+            ),
+            UncoveredReason::Unreachable => {
+                write!(f, "cannot be reached from any launch point around the no-fly zones")
+            }
+            UncoveredReason::BeyondBatteryRange => {
+                write!(f, "partly beyond battery range of every launch point (the reachable part is flown)")
+            }
+        }
+    }
+}
+
+/// A cell that is not (fully) covered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UncoveredCell {
+    /// The cell's id.
+    pub id: String,
+    /// Why.
+    pub reason: UncoveredReason,
+}
+
+/// A cell that is covered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoveredCell {
+    /// Index into [`PatrolRequest::cells`].
+    pub index: usize,
+    /// The cell's id.
+    pub id: String,
+    /// The area flown, in the plan's local frame (the cell minus grown zones, inside the fence).
+    pub region_local: MultiPolygon<f64>,
+    /// Direction of the passes, degrees counter-clockwise from east.
+    pub sweep_angle_deg: f64,
+    /// Number of passes.
+    pub passes: usize,
+}
+
+/// One photo the plan takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Photo {
+    /// Where the drone is.
+    pub point: GeoPoint,
+    /// The drone's heading, degrees clockwise from north (the image top faces it).
+    pub heading_deg: f64,
+    /// Index of the cell into [`PatrolRequest::cells`].
+    pub cell: usize,
+}
+
+/// One flight on one battery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sortie {
+    /// The drone, numbered from 1.
+    pub drone: usize,
+    /// The launch point's id.
+    pub launch_id: String,
+    /// The mission to upload.
+    pub mission: Mission,
+    /// The flown route (home, waypoints, home).
+    pub route: Vec<GeoPoint>,
+    /// Horizontal distance, metres.
+    pub distance_m: f64,
+    /// Estimated flight time, seconds ([`Mission::summary`]).
+    pub flight_time_s: f64,
+    /// The photos.
+    pub photos: Vec<Photo>,
+    /// Ids of the cells (fully or partly) flown, in order.
+    pub cells: Vec<String>,
+    /// Planned take-off, seconds after the patrol starts.
+    pub start_s: f64,
+}
+
+/// One drone's day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DroneSchedule {
+    /// The drone, numbered from 1.
+    pub drone: usize,
+    /// Its launch point's id.
+    pub launch_id: String,
+    /// Indices into [`PatrolPlan::sorties`], in flying order.
+    pub sorties: Vec<usize>,
+    /// When its last sortie lands, seconds after the start.
+    pub finish_s: f64,
+}
+
+/// A complete patrol plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatrolPlan {
+    /// The local frame every `*_local` geometry is in.
+    pub frame: LocalFrame,
+    /// Height, spacing, trigger distance.
+    pub survey: SurveyGeometry,
+    /// The trigger mode used.
+    pub trigger: TriggerMode,
+    /// Seconds between photos at cruise speed.
+    pub trigger_interval_s: f64,
+    /// Sorties, grouped by drone in flying order.
+    pub sorties: Vec<Sortie>,
+    /// Drone schedules.
+    pub drones: Vec<DroneSchedule>,
+    /// Cells covered.
+    pub covered: Vec<CoveredCell>,
+    /// Cells not (fully) covered, with the reason.
+    pub uncovered: Vec<UncoveredCell>,
+}
+
+/// Totals over a plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanTotals {
+    /// Horizontal distance of all sorties, metres.
+    pub distance_m: f64,
+    /// Flight time of all sorties, seconds.
+    pub flight_time_s: f64,
+    /// Photos.
+    pub photos: usize,
+    /// Sorties (= batteries used).
+    pub sorties: usize,
+    /// When the last drone lands, seconds after the start.
+    pub finish_s: f64,
+}
+
+impl PatrolPlan {
+    /// Totals over all sorties.
+    pub fn totals(&self) -> PlanTotals {
+        PlanTotals {
+            distance_m: self.sorties.iter().map(|s| s.distance_m).sum(),
+            flight_time_s: self.sorties.iter().map(|s| s.flight_time_s).sum(),
+            photos: self.sorties.iter().map(|s| s.photos.len()).sum(),
+            sorties: self.sorties.len(),
+            finish_s: self.drones.iter().map(|d| d.finish_s).fold(0.0, f64::max),
+        }
+    }
+
+    /// The ground footprint of a photo as a closed WGS84 ring (nadir camera, image width across track).
+    pub fn photo_footprint(&self, photo: &Photo) -> Vec<GeoPoint> {
+        let c = self.frame.to_local(photo.point);
+        let (half_w, half_h) = (self.survey.footprint_across_m / 2.0, self.survey.footprint_along_m / 2.0);
+        let h = photo.heading_deg.to_radians();
+        let (fwd, right) = ((h.sin(), h.cos()), (h.cos(), -h.sin()));
+        [(-1.0, 1.0), (1.0, 1.0), (1.0, -1.0), (-1.0, -1.0), (-1.0, 1.0)]
+            .iter()
+            .map(|(sx, sy)| {
+                let e = c.east_m + sx * half_w * right.0 + sy * half_h * fwd.0;
+                let n = c.north_m + sx * half_w * right.1 + sy * half_h * fwd.1;
+                self.frame.to_geo(LocalPoint::new(e, n))
+            })
+            .collect()
+    }
+}
+
+/// A cell ready to fly.
+struct CellWork {
+    index: usize,
+    sweep: Sweep,
+    centroid: Coord<f64>,
+}
+
+fn c(p: LocalPoint) -> Coord<f64> {
+    Coord { x: p.east_m, y: p.north_m }
+}
+
+fn check_request(req: &PatrolRequest) -> Result<(), PlanError> {
+    if req.cells.is_empty() {
+        return Err(PlanError::Empty { what: "the cell list".into(), hint: "pick at least one grid cell".into() });
+    }
+    if req.launch_points.is_empty() {
+        return Err(PlanError::Empty {
+            what: "the launch point list".into(),
+            hint: "give at least one launch point (a GeoJSON Point)".into(),
+        });
+    }
+    if req.drones == 0 {
+        return Err(PlanError::parameter("drones", "at least one drone is needed"));
+    }
+    let positive = |name: &'static str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(PlanError::parameter(name, format!("must be above 0, got {v}")))
+        }
+    };
+    positive("cruise_speed", req.flight.cruise_speed_mps)?;
+    positive("vertical_speed", req.flight.vertical_speed_mps)?;
+    positive("endurance", req.battery.endurance_s)?;
+    if !(0.0..1.0).contains(&req.battery.reserve_fraction) {
+        return Err(PlanError::parameter(
+            "reserve",
+            format!("must be in [0, 1), got {}", req.battery.reserve_fraction),
+        ));
+    }
+    if !(req.zone_margin_m.is_finite() && req.zone_margin_m >= 0.0) {
+        return Err(PlanError::parameter("zone_margin", format!("must be 0 m or more, got {}", req.zone_margin_m)));
+    }
+    if !(req.turnaround_m.is_finite() && req.turnaround_m >= 0.0) {
+        return Err(PlanError::parameter("turnaround", format!("must be 0 m or more, got {}", req.turnaround_m)));
+    }
+    if req.max_alt_m.partial_cmp(&req.min_alt_m) != Some(std::cmp::Ordering::Greater) {
+        return Err(PlanError::parameter("max_alt", "the ceiling must be above the floor"));
+    }
+    Ok(())
+}
+
+fn flight_altitude(req: &PatrolRequest, intrinsics: &crate::camera::Intrinsics) -> Result<f64, PlanError> {
+    let altitude_m = match req.altitude {
+        AltitudeTarget::GroundSampleDistance(gsd) => {
+            if !(gsd.is_finite() && gsd > 0.0) {
+                return Err(PlanError::parameter("gsd", format!("must be above 0 m/px, got {gsd}")));
+            }
+            intrinsics.height_for_gsd_m(gsd)
+        }
+        AltitudeTarget::Height(h) => h,
+    };
+    if altitude_m > req.max_alt_m {
+        return Err(PlanError::parameter(
+            "gsd",
+            format!(
+                "needs {altitude_m:.1} m above ground, over the {:.0} m ceiling: use a GSD of at most {:.4} m/px",
+                req.max_alt_m,
+                intrinsics.gsd_m(req.max_alt_m)
+            ),
+        ));
+    }
+    if altitude_m < req.min_alt_m {
+        return Err(PlanError::parameter(
+            "gsd",
+            format!(
+                "needs {altitude_m:.1} m above ground, under the {:.0} m floor: use a GSD of at least {:.4} m/px",
+                req.min_alt_m,
+                intrinsics.gsd_m(req.min_alt_m)
+            ),
+        ));
+    }
+    Ok(altitude_m)
+}
+
+fn area_frame(req: &PatrolRequest) -> LocalFrame {
+    let (mut lat0, mut lat1, mut lon0, mut lon1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    let points = req
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.area.bounding_rect().map(|r| [GeoPoint::new(r.min().y, r.min().x), GeoPoint::new(r.max().y, r.max().x)])
+        })
+        .flatten()
+        .chain(req.launch_points.iter().map(|l| l.point));
+    for p in points {
+        lat0 = lat0.min(p.lat_deg);
+        lat1 = lat1.max(p.lat_deg);
+        lon0 = lon0.min(p.lon_deg);
+        lon1 = lon1.max(p.lon_deg);
+    }
+    LocalFrame::new(GeoPoint::new((lat0 + lat1) / 2.0, (lon0 + lon1) / 2.0))
+}
+
+/// Plans a patrol.
+///
+/// # Errors
+/// Invalid parameters or camera, an altitude outside the limits, no cells or launch points, or a launch point
+/// inside a no-fly zone. Cells that cannot be covered are not errors: they are listed in
+/// [`PatrolPlan::uncovered`].
+pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
+    check_request(req)?;
+    let intrinsics = req.camera.intrinsics()?;
+    let altitude_m = flight_altitude(req, &intrinsics)?;
+    let survey = SurveyGeometry::new(&intrinsics, altitude_m, req.front_overlap, req.side_overlap)?;
+    let trigger_interval_s = survey.trigger_distance_m / req.flight.cruise_speed_mps;
+    if req.camera.min_trigger_interval_s > trigger_interval_s {
+        return Err(PlanError::parameter(
+            "cruise_speed",
+            format!(
+                "photos every {:.1} m at {:.1} m/s come every {trigger_interval_s:.2} s, faster than the camera's {:.2} s: fly at most {:.1} m/s",
+                survey.trigger_distance_m,
+                req.flight.cruise_speed_mps,
+                req.camera.min_trigger_interval_s,
+                survey.trigger_distance_m / req.camera.min_trigger_interval_s
+            ),
+        ));
+    }
+    let frame = area_frame(req);
+    let zones_local: Vec<MultiPolygon<f64>> = req.zones.iter().map(|z| z.shape.to_local(&frame)).collect();
+    let fence_local = req.inclusion_fence.as_ref().map(|f| f.to_local(&frame));
+    let airspace = Airspace::new(&zones_local, req.zone_margin_m, fence_local.as_ref());
+    let launches: Vec<Coord<f64>> = req.launch_points.iter().map(|l| c(frame.to_local(l.point))).collect();
+    for (l, p) in req.launch_points.iter().zip(&launches) {
+        if !airspace.point_free(*p) {
+            return Err(PlanError::InvalidFeature {
+                what: "launch point",
+                id: l.id.clone(),
+                reason: format!(
+                    "lies inside a no-fly zone, within {} m of one, or outside the fence: move it",
+                    req.zone_margin_m
+                ),
+            });
+        }
+    }
+
+    let mut uncovered = Vec::new();
+    let mut works = Vec::new();
+    let mut covered = Vec::new();
+    let obstacles = airspace.obstacles();
+    let obstacles_rect = obstacles.bounding_rect();
+    let fence_inner = airspace.fence().map(|f| MultiPolygon::new(vec![f.clone()]));
+    for (index, cell) in req.cells.iter().enumerate() {
+        let local = to_local(&cell.area, &frame);
+        let uncover = |reason| UncoveredCell { id: cell.id.clone(), reason };
+        if let Some(problem) = local.validation_errors().first() {
+            uncovered.push(uncover(UncoveredReason::InvalidGeometry(problem.to_string())));
+            continue;
+        }
+        let mut region = local.clone();
+        let touches_zone =
+            matches!((local.bounding_rect(), obstacles_rect), (Some(a), Some(b)) if rect_overlap(&a, &b));
+        if touches_zone {
+            region = region.difference(&obstacles);
+        }
+        if let Some(f) = &fence_inner {
+            region = region.intersection(f);
+        }
+        let area_m2 = region.unsigned_area();
+        if area_m2 < 1e-3 {
+            let zones: Vec<String> = req
+                .zones
+                .iter()
+                .zip(&zones_local)
+                .filter(|(_, z)| z.intersects(&local))
+                .map(|(z, _)| z.id.clone())
+                .collect();
+            uncovered.push(uncover(if touches_zone && (!zones.is_empty() || fence_inner.is_none()) {
+                UncoveredReason::InsideNoFlyZone { zones }
+            } else {
+                UncoveredReason::OutsideFence
+            }));
+            continue;
+        }
+        if area_m2 < survey.footprint_area_m2() {
+            uncovered.push(uncover(UncoveredReason::SmallerThanFootprint {
+                area_m2,
+                footprint_m2: survey.footprint_area_m2(),
+            }));
+            continue;
+        }
+        let Some(sw) = sweep(&region, &survey, &airspace, &req.flight, req.turnaround_m) else {
+            uncovered.push(uncover(UncoveredReason::Unreachable));
+            continue;
+        };
+        let first = sw.passes(EntryCorner::ALL[0], &airspace);
+        // One route per cell: a pass that still turns out unreachable while packing is reported then.
+        let reachable = launches.iter().any(|l| airspace.route(*l, first[0].entry).is_some());
+        if !reachable {
+            uncovered.push(uncover(UncoveredReason::Unreachable));
+            continue;
+        }
+        let centroid = region.centroid().map_or(first[0].start, |p| p.0);
+        covered.push(CoveredCell {
+            index,
+            id: cell.id.clone(),
+            region_local: region,
+            sweep_angle_deg: sw.angle_deg,
+            passes: sw.pass_count(),
+        });
+        works.push(CellWork { index, sweep: sw, centroid });
+    }
+
+    // Cells to their nearest launch point; drones to launch points by work.
+    let nearest = |p: Coord<f64>, allowed: &[usize]| {
+        allowed
+            .iter()
+            .copied()
+            .min_by(|&a, &b| distance(p, launches[a]).total_cmp(&distance(p, launches[b])).then(a.cmp(&b)))
+    };
+    let all: Vec<usize> = (0..launches.len()).collect();
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); launches.len()];
+    for (w, work) in works.iter().enumerate() {
+        if let Some(l) = nearest(work.centroid, &all) {
+            groups[l].push(w);
+        }
+    }
+    let work_estimate = |l: usize, ws: &[usize]| -> f64 {
+        ws.iter()
+            .map(|&w| {
+                let passes = works[w].sweep.passes(EntryCorner::ALL[0], &airspace);
+                passes.iter().map(Pass::length_m).sum::<f64>() + distance(launches[l], works[w].centroid) * 0.2
+            })
+            .sum()
+    };
+    let mut order: Vec<usize> = (0..launches.len()).filter(|&l| !groups[l].is_empty()).collect();
+    let estimates: Vec<f64> = (0..launches.len()).map(|l| work_estimate(l, &groups[l])).collect();
+    order.sort_by(|&a, &b| estimates[b].total_cmp(&estimates[a]).then(a.cmp(&b)));
+    if req.drones < order.len() {
+        let kept: Vec<usize> = order[..req.drones].to_vec();
+        for &l in &order[req.drones..] {
+            for w in std::mem::take(&mut groups[l]) {
+                if let Some(k) = nearest(works[w].centroid, &kept) {
+                    groups[k].push(w);
+                }
+            }
+        }
+        order = kept;
+    }
+    let mut drone_count = vec![0usize; launches.len()];
+    for &l in &order {
+        drone_count[l] = 1;
+    }
+    for _ in order.len()..req.drones {
+        let best = order.iter().copied().max_by(|&a, &b| {
+            #[allow(clippy::cast_precision_loss)]
+            let (la, lb) = (estimates[a] / drone_count[a] as f64, estimates[b] / drone_count[b] as f64);
+            la.total_cmp(&lb).then(b.cmp(&a))
+        });
+        match best {
+            Some(l) => drone_count[l] += 1,
+            None => break,
+        }
+    }
+    order.sort_unstable();
+
+    let budget_s = req.battery.budget_s() - 5.0;
+    let mut sorties = Vec::new();
+    let mut drones = Vec::new();
+    let mut next_drone = 1;
+    let mut beyond_range: Vec<usize> = Vec::new();
+    for &l in &order {
+        groups[l].sort_unstable();
+        let ordered = order_cells(launches[l], &groups[l].iter().map(|&w| works[w].centroid).collect::<Vec<_>>());
+        let cell_order: Vec<usize> = ordered.iter().map(|&i| groups[l][i]).collect();
+        let mut queue: VecDeque<(usize, Pass)> = VecDeque::new();
+        let mut pos = launches[l];
+        for (k, &w) in cell_order.iter().enumerate() {
+            let next = cell_order.get(k + 1).map_or(launches[l], |&n| works[n].centroid);
+            let best = EntryCorner::ALL
+                .iter()
+                .map(|corner| works[w].sweep.passes(*corner, &airspace))
+                .filter(|p| !p.is_empty())
+                .min_by(|a, b| {
+                    let cost = |p: &[Pass]| distance(pos, p[0].entry) + distance(p[p.len() - 1].exit, next);
+                    cost(a).total_cmp(&cost(b))
+                });
+            if let Some(passes) = best {
+                pos = passes[passes.len() - 1].exit;
+                queue.extend(passes.into_iter().map(|p| (works[w].index, p)));
+            }
+        }
+        let ctx = SortieContext {
+            req,
+            frame: &frame,
+            airspace: &airspace,
+            survey: &survey,
+            launch: launches[l],
+            home_routes: airspace.routes_to(launches[l]),
+            budget_s,
+        };
+        let packed = ctx.pack(queue, &mut beyond_range);
+        let first_sortie = sorties.len();
+        for s in packed {
+            sorties.push(ctx.build(s, &req.launch_points[l], trigger_interval_s));
+        }
+        // Longest sortie first to the drone that is free first.
+        let ids: Vec<usize> = (next_drone..next_drone + drone_count[l]).collect();
+        next_drone += drone_count[l];
+        let mut load = vec![0.0_f64; ids.len()];
+        let mut assigned: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
+        let mut by_length: Vec<usize> = (first_sortie..sorties.len()).collect();
+        by_length.sort_by(|&a, &b| sorties[b].flight_time_s.total_cmp(&sorties[a].flight_time_s).then(a.cmp(&b)));
+        for s in by_length {
+            let d = (0..ids.len()).min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b))).unwrap_or(0);
+            load[d] += sorties[s].flight_time_s + req.battery_swap_s;
+            assigned[d].push(s);
+        }
+        for (d, mut list) in assigned.into_iter().enumerate() {
+            list.sort_unstable();
+            let mut t = 0.0;
+            for (k, &s) in list.iter().enumerate() {
+                if k > 0 {
+                    t += req.battery_swap_s;
+                }
+                sorties[s].drone = ids[d];
+                sorties[s].start_s = t;
+                t += sorties[s].flight_time_s;
+            }
+            drones.push(DroneSchedule {
+                drone: ids[d],
+                launch_id: req.launch_points[l].id.clone(),
+                sorties: list,
+                finish_s: t,
+            });
+        }
+    }
+    // Sorties grouped by drone, in flying order.
+    let mut flying: Vec<usize> = drones.iter().flat_map(|d| d.sorties.iter().copied()).collect();
+    let mut new_index = vec![0; sorties.len()];
+    for (new, &old) in flying.iter().enumerate() {
+        new_index[old] = new;
+    }
+    for d in &mut drones {
+        for s in &mut d.sorties {
+            *s = new_index[*s];
+        }
+    }
+    let mut slots: Vec<Option<Sortie>> = sorties.into_iter().map(Some).collect();
+    let sorties: Vec<Sortie> = flying.drain(..).filter_map(|old| slots[old].take()).collect();
+    beyond_range.sort_unstable();
+    beyond_range.dedup();
+    for index in beyond_range {
+        uncovered.push(UncoveredCell { id: req.cells[index].id.clone(), reason: UncoveredReason::BeyondBatteryRange });
+    }
+    drones.sort_by_key(|d| d.drone);
+    Ok(PatrolPlan { frame, survey, trigger: req.trigger, trigger_interval_s, sorties, drones, covered, uncovered })
+}
+
+fn rect_overlap(a: &Rect<f64>, b: &Rect<f64>) -> bool {
+    a.min().x <= b.max().x && b.min().x <= a.max().x && a.min().y <= b.max().y && b.min().y <= a.max().y
+}
+
+/// Visits `points` starting from `start`: nearest neighbour, then 2-opt on the closed tour. Returns indices.
+pub fn order_cells(start: Coord<f64>, points: &[Coord<f64>]) -> Vec<usize> {
+    let n = points.len();
+    let mut visited = vec![false; n];
+    let mut tour = Vec::with_capacity(n);
+    let mut pos = start;
+    for _ in 0..n {
+        let next = (0..n)
+            .filter(|&i| !visited[i])
+            .min_by(|&a, &b| distance(pos, points[a]).total_cmp(&distance(pos, points[b])).then(a.cmp(&b)));
+        let Some(i) = next else { break };
+        visited[i] = true;
+        tour.push(i);
+        pos = points[i];
+    }
+    // 2-opt on [start, tour..., start].
+    let at = |tour: &[usize], k: usize| if k == 0 || k == tour.len() + 1 { start } else { points[tour[k - 1]] };
+    for _ in 0..100 {
+        let mut improved = false;
+        for i in 1..=n {
+            for j in i + 1..=n {
+                let (a, b) = (at(&tour, i - 1), at(&tour, i));
+                let (cc, d) = (at(&tour, j), at(&tour, j + 1));
+                let delta = distance(a, cc) + distance(b, d) - distance(a, b) - distance(cc, d);
+                if delta < -1e-6 {
+                    tour[i - 1..j].reverse();
+                    improved = true;
+                }
+            }
+        }
+        if !improved {
+            break;
+        }
+    }
+    tour
+}
+
+/// A sortie while it is being packed.
+struct OpenSortie {
+    /// (transit path from the previous position to the pass entry, cell index, pass).
+    legs: Vec<(Vec<Coord<f64>>, usize, Pass)>,
+    home: Vec<Coord<f64>>,
+}
+
+struct SortieContext<'a> {
+    req: &'a PatrolRequest,
+    frame: &'a LocalFrame,
+    airspace: &'a Airspace,
+    survey: &'a SurveyGeometry,
+    launch: Coord<f64>,
+    home_routes: RoutesTo,
+    budget_s: f64,
+}
+
+impl SortieContext<'_> {
+    fn time_s(&self, distance_m: f64, waypoints: usize) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let penalty = waypoints as f64 * self.req.flight.waypoint_penalty_s;
+        2.0 * self.survey.altitude_m / self.req.flight.vertical_speed_mps
+            + distance_m / self.req.flight.cruise_speed_mps
+            + penalty
+    }
+
+    /// Splits a pass at a multiple of the trigger distance near its middle; `None` when too short to split.
+    fn split(&self, p: &Pass) -> Option<(Pass, Pass)> {
+        let len = distance(p.start, p.end);
+        let d = self.survey.trigger_distance_m;
+        let k = (len / 2.0 / d).floor() * d;
+        if k < d || len - k < d {
+            return None;
+        }
+        let t = k / len;
+        let mid = Coord { x: p.start.x + (p.end.x - p.start.x) * t, y: p.start.y + (p.end.y - p.start.y) * t };
+        Some((
+            Pass { entry: p.entry, start: p.start, end: mid, exit: mid },
+            Pass { entry: mid, start: mid, end: p.end, exit: p.exit },
+        ))
+    }
+
+    fn pack(&self, mut queue: VecDeque<(usize, Pass)>, beyond_range: &mut Vec<usize>) -> Vec<OpenSortie> {
+        let mut out = Vec::new();
+        let mut open = OpenSortie { legs: Vec::new(), home: vec![self.launch, self.launch] };
+        let (mut pos, mut dist, mut wps) = (self.launch, 0.0, 0usize);
+        while let Some((cell, pass)) = queue.pop_front() {
+            let (Some(transit), Some(home)) =
+                (self.airspace.route(pos, pass.entry), self.airspace.route_to(pass.exit, &self.home_routes))
+            else {
+                beyond_range.push(cell);
+                continue;
+            };
+            let add_dist = path_length(&transit) + pass.length_m();
+            let add_wps = transit.len() - 2 + pass.waypoints().len();
+            let total = self.time_s(dist + add_dist + path_length(&home), wps + add_wps + home.len() - 2);
+            if total <= self.budget_s {
+                dist += add_dist;
+                wps += add_wps;
+                pos = pass.exit;
+                open.legs.push((transit, cell, pass));
+                open.home = home;
+                continue;
+            }
+            if !open.legs.is_empty() {
+                out.push(std::mem::replace(
+                    &mut open,
+                    OpenSortie { legs: Vec::new(), home: vec![self.launch, self.launch] },
+                ));
+                (pos, dist, wps) = (self.launch, 0.0, 0);
+                queue.push_front((cell, pass));
+            } else if let Some((a, b)) = self.split(&pass) {
+                queue.push_front((cell, b));
+                queue.push_front((cell, a));
+            } else {
+                beyond_range.push(cell);
+            }
+        }
+        if !open.legs.is_empty() {
+            out.push(open);
+        }
+        out
+    }
+
+    fn geo(&self, p: Coord<f64>) -> GeoPoint {
+        self.frame.to_geo(LocalPoint::new(p.x, p.y))
+    }
+
+    fn build(&self, open: OpenSortie, launch: &LaunchPoint, trigger_interval_s: f64) -> Sortie {
+        let alt_m = self.survey.altitude_m;
+        let waypoint = |p: GeoPoint| MissionStep::Waypoint {
+            point: p,
+            alt_m,
+            frame: MissionFrame::GlobalRelativeAlt,
+            hold_s: 0.0,
+            yaw_deg: None,
+        };
+        let mut steps = vec![
+            MissionStep::Takeoff { point: None, alt_m, frame: MissionFrame::GlobalRelativeAlt, yaw_deg: None },
+            MissionStep::ChangeSpeed { speed_mps: self.req.flight.cruise_speed_mps },
+        ];
+        let mut route = vec![launch.point];
+        let mut photos = Vec::new();
+        let mut cells: Vec<String> = Vec::new();
+        let mut push_wp = |steps: &mut Vec<MissionStep>, p: Coord<f64>| {
+            let g = self.geo(p);
+            route.push(g);
+            steps.push(waypoint(g));
+        };
+        for (transit, cell, pass) in &open.legs {
+            let id = &self.req.cells[*cell].id;
+            if cells.last() != Some(id) {
+                cells.push(id.clone());
+            }
+            for p in &transit[1..transit.len() - 1] {
+                push_wp(&mut steps, *p);
+            }
+            if distance(pass.entry, pass.start) > 1e-6 {
+                push_wp(&mut steps, pass.entry);
+            }
+            push_wp(&mut steps, pass.start);
+            steps.push(match self.req.trigger {
+                TriggerMode::Distance => {
+                    MissionStep::CameraTriggerDistance { distance_m: self.survey.trigger_distance_m, trigger_now: true }
+                }
+                TriggerMode::Interval => MissionStep::CameraStartInterval { interval_s: trigger_interval_s, count: 0 },
+            });
+            if distance(pass.start, pass.end) > 1e-6 {
+                push_wp(&mut steps, pass.end);
+            }
+            steps.push(match self.req.trigger {
+                TriggerMode::Distance => MissionStep::CameraTriggerDistance { distance_m: 0.0, trigger_now: false },
+                TriggerMode::Interval => MissionStep::CameraStop,
+            });
+            if distance(pass.end, pass.exit) > 1e-6 {
+                push_wp(&mut steps, pass.exit);
+            }
+            let heading_deg = pass.heading_deg();
+            photos.extend(pass.photo_points(self.survey.trigger_distance_m).into_iter().map(|p| Photo {
+                point: self.geo(p),
+                heading_deg,
+                cell: *cell,
+            }));
+        }
+        for p in &open.home[1..open.home.len() - 1] {
+            push_wp(&mut steps, *p);
+        }
+        steps.push(MissionStep::ReturnToLaunch);
+        route.push(launch.point);
+        let mut fence: Vec<FenceZone> =
+            self.req.zones.iter().flat_map(|z| FenceZone::from_zone_shape(&z.shape, false)).collect();
+        if let Some(f) = &self.req.inclusion_fence {
+            fence.extend(FenceZone::from_zone_shape(f, true));
+        }
+        // Polygons before circles, as `.plan` files store them, so that a saved plan reads back identical.
+        fence.sort_by_key(|z| matches!(z.shape, crate::mission::FenceShape::Circle { .. }));
+        let home = Some(Home { point: launch.point, alt_amsl_m: 0.0 });
+        let planned = Mission { home, steps, fence, rally: Vec::new() };
+        // Round everything to the precision mission items carry (1e-7 degrees, f32 parameters), so that the
+        // mission is exactly what an autopilot or a file will hold.
+        let mission = Mission::from_items(&planned.mission_items(), &planned.fence_items(), &[])
+            .map_or(planned, |m| Mission { home, ..m });
+        let summary = mission.summary(&self.req.flight);
+        Sortie {
+            drone: 0,
+            launch_id: launch.id.clone(),
+            route,
+            distance_m: summary.distance_m,
+            flight_time_s: summary.flight_time_s,
+            mission,
+            photos,
+            cells,
+            start_s: 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use geo::{LineString, Polygon};
+
+    use super::*;
+
+    pub(crate) fn camera() -> CameraSpec {
+        CameraSpec {
+            name: "Mavic 3E wide".into(),
+            image_width_px: 5280,
+            image_height_px: 3956,
+            sensor_width_mm: Some(17.3),
+            sensor_height_mm: Some(13.0),
+            focal_length_mm: Some(12.29),
+            horizontal_fov_deg: None,
+            min_trigger_interval_s: 0.7,
+        }
+    }
+
+    fn square_cell(id: &str, lat: f64, lon: f64, size_deg: f64) -> GridCell {
+        let ring = vec![
+            (lon, lat),
+            (lon + size_deg, lat),
+            (lon + size_deg, lat + size_deg),
+            (lon, lat + size_deg),
+            (lon, lat),
+        ];
+        GridCell {
+            id: id.into(),
+            name: None,
+            community: None,
+            street: None,
+            priority: None,
+            demo: false,
+            area: MultiPolygon::new(vec![Polygon::new(LineString::from(ring), vec![])]),
+        }
+    }
+
+    fn launch(lat: f64, lon: f64) -> LaunchPoint {
+        LaunchPoint { id: "L1".into(), name: None, point: GeoPoint::new(lat, lon) }
+    }
+
+    #[test]
+    fn plans_a_grid_validly_and_reports_a_cell_inside_a_zone() {
+        let mut cells = Vec::new();
+        for i in 0..4 {
+            for j in 0..3 {
+                cells.push(square_cell(
+                    &format!("C{i}{j}"),
+                    22.54 + 0.003 * f64::from(j),
+                    113.88 + 0.003 * f64::from(i),
+                    0.003,
+                ));
+            }
+        }
+        let mut req = PatrolRequest::new(
+            cells,
+            vec![launch(22.5395, 113.8795)],
+            camera(),
+            AltitudeTarget::GroundSampleDistance(0.03),
+        );
+        req.drones = 2;
+        req.zones = vec![NoFlyZone {
+            id: "Z".into(),
+            name: None,
+            shape: ZoneShape::Circle { center: GeoPoint::new(22.5445, 113.8895), radius_m: 250.0 },
+        }];
+        let plan = plan_patrol(&req).unwrap();
+        assert!(plan.uncovered.iter().any(|u| u.id == "C31" || u.id == "C21"), "{:?}", plan.uncovered);
+        assert!(!plan.sorties.is_empty());
+        let limits = req.limits();
+        for s in &plan.sorties {
+            let v = s.mission.validate(&limits);
+            assert!(
+                v.is_empty(),
+                "sortie of drone {}: {:?}",
+                s.drone,
+                v.iter().map(ToString::to_string).collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(plan.drones.len(), 2);
+        // Deterministic.
+        assert_eq!(plan_patrol(&req).unwrap(), plan);
+    }
+
+    #[test]
+    fn small_battery_gives_more_sorties_that_each_fit() {
+        let cells = vec![square_cell("BIG", 22.54, 113.88, 0.01)];
+        let mut req = PatrolRequest::new(
+            cells,
+            vec![launch(22.5395, 113.8795)],
+            camera(),
+            AltitudeTarget::GroundSampleDistance(0.03),
+        );
+        req.battery = Battery { endurance_s: 600.0, reserve_fraction: 0.2 };
+        let plan = plan_patrol(&req).unwrap();
+        assert!(plan.sorties.len() > 2, "{}", plan.sorties.len());
+        for s in &plan.sorties {
+            assert!(s.flight_time_s <= req.battery.budget_s(), "{}", s.flight_time_s);
+        }
+    }
+
+    #[test]
+    fn too_high_gsd_is_a_clear_error() {
+        let req = PatrolRequest::new(
+            vec![square_cell("A", 22.54, 113.88, 0.003)],
+            vec![launch(22.5395, 113.8795)],
+            camera(),
+            AltitudeTarget::GroundSampleDistance(0.2),
+        );
+        let err = plan_patrol(&req).unwrap_err().to_string();
+        assert!(err.contains("ceiling") && err.contains("at most"), "{err}");
+    }
+
+    #[test]
+    fn tiny_cell_is_reported() {
+        let req = PatrolRequest::new(
+            vec![square_cell("TINY", 22.54, 113.88, 0.0005)],
+            vec![launch(22.5395, 113.8795)],
+            camera(),
+            AltitudeTarget::GroundSampleDistance(0.03),
+        );
+        let plan = plan_patrol(&req).unwrap();
+        assert!(matches!(plan.uncovered[0].reason, UncoveredReason::SmallerThanFootprint { .. }));
+        assert!(plan.sorties.is_empty());
+    }
+
+    #[test]
+    fn two_opt_untangles_a_crossing_tour() {
+        let pts = [
+            Coord { x: 0.0, y: 10.0 },
+            Coord { x: 10.0, y: 0.0 },
+            Coord { x: 10.0, y: 10.0 },
+            Coord { x: 0.0, y: 20.0 },
+        ];
+        let order = order_cells(Coord { x: 0.0, y: 0.0 }, &pts);
+        let mut len = distance(Coord { x: 0.0, y: 0.0 }, pts[order[0]]);
+        for w in order.windows(2) {
+            len += distance(pts[w[0]], pts[w[1]]);
+        }
+        len += distance(pts[order[3]], Coord { x: 0.0, y: 0.0 });
+        assert!(len <= 10.0 + 10.0 + 14.15 + 10.0 + 20.0 + 1e-6, "{order:?} {len}");
+    }
+}
