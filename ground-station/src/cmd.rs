@@ -1,4 +1,5 @@
 //! One module per `patrol` subcommand.
 
 pub mod sim;
+pub mod user;
 pub mod watch;
