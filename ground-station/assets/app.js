@@ -104,6 +104,7 @@ function start(info) {
     a.hidden = a.dataset.role ? !allowed(a.dataset.role) : false;
   });
   const status = document.getElementById('live-status');
+  if (closeLive) closeLive();
   closeLive = openLive((state) => {
     status.dataset.state = state;
     status.textContent = t(state === 'open' ? 'live.open' : 'live.closed');
