@@ -1,5 +1,5 @@
 //! The trait the console runs on. The ground station implements it over the real fleet, planner, storage and
-//! review queue; [`super::DemoBackend`] (feature `test-util`) implements it in memory for tests.
+//! review queue; `DemoBackend` (feature `test-util`) implements it in memory for tests.
 
 use std::time::Duration;
 
