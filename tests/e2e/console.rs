@@ -2,7 +2,7 @@
 //! `scripts/setup-test-deps.sh`), driven over WebDriver, against the router on 127.0.0.1:0 with the in-memory
 //! demo backend: log in, plan two cells, upload, arm (one drone refuses and says why), take off, start and see
 //! the drone marker move and the mission progress; a lost link turns stale; review a hazard with the keyboard
-//! and see the verdict reach the backend; a viewer is refused operator actions, also by direct API call.
+//! and see the verdict reach the backend; filter the incident list; a viewer is refused operator actions, also by direct API call.
 //! Screenshots of the live map, the planner and the review queue go to `docs/screenshots/`.
 
 // Helpers outside #[test] functions panic on purpose: a panic is how a test reports failure.
@@ -104,6 +104,14 @@ async fn wait_js(client: &Client, expression: &str) {
     tokio::time::timeout(WAIT, check).await.unwrap_or_else(|_| panic!("timed out waiting for {expression}"));
 }
 
+/// A JavaScript test that drone `id`'s latest autopilot answer was accepted and says `text`.
+fn answer_is(id: &str, text: &str) -> String {
+    format!(
+        "(() => {{ const li = document.querySelector(\"#fly-answers li[data-drone-id='{id}']\"); \
+         return li && li.classList.contains('ok') && li.textContent.includes('{text}'); }})()"
+    )
+}
+
 async fn log_in(client: &Client, base: &str, role: Role) {
     client.goto(base).await.unwrap();
     find(client, "#login-username").await.send_keys(role.as_str()).await.unwrap();
@@ -178,10 +186,11 @@ async fn console_in_headless_chromium() {
     let refused = find(&client, "#fly-answers li.refused[data-drone-id='d2']").await.text().await.unwrap();
     assert!(refused.contains("Battery"), "a refused arm says why: {refused}");
     find(&client, "#fly-target").await.select_by_value("d1").await.unwrap();
+    // Each answer replaces the last: wait for this command's own answer before going on.
     confirmed_click(&client, "#cmd-takeoff").await;
-    find(&client, "#fly-answers li.ok[data-drone-id='d1']").await;
+    wait_js(&client, &answer_is("d1", "taking off")).await;
     confirmed_click(&client, "#cmd-start").await;
-    find(&client, "#fly-answers li.ok[data-drone-id='d1']").await;
+    wait_js(&client, &answer_is("d1", "mission started")).await;
     for _ in 0..90 {
         backend.step(Duration::from_secs(1));
     }
@@ -219,6 +228,16 @@ async fn console_in_headless_chromium() {
     assert_eq!(reviews.len(), 1, "{reviews:?}");
     assert_eq!((reviews[0].hazard_id.as_str(), reviews[0].reviewer.as_str()), ("h-1", "reviewer"));
     assert_eq!(reviews[0].verdict, Verdict::Confirm);
+
+    // Incidents: filter by kind; the confirmed fire is listed and the exports carry the same filter.
+    client.goto(&format!("{base}#/incidents")).await.unwrap();
+    find(&client, "#inc-rows tr").await;
+    find(&client, "select#kind").await.select_by_value("fire").await.unwrap();
+    find(&client, "#inc-filters button[type='submit']").await.click().await.unwrap();
+    wait_js(&client, "document.querySelectorAll('#inc-rows tr').length === 1").await;
+    find(&client, "#inc-rows tr.review-confirmed[data-hazard-id='h-1']").await;
+    let csv = find(&client, "#export-csv").await.attr("href").await.unwrap().unwrap();
+    assert_eq!(csv, "/api/export/hazards.csv?kind=fire");
     log_out(&client).await;
 
     // Viewer: no planner link, the planner route falls back to the map, and direct API calls are refused.
