@@ -49,6 +49,8 @@ pub enum Command {
     Sim(cmd::sim::SimArgs),
     /// Connect to a MAVLink link and print the vehicles, their live telemetry and STATUSTEXT lines.
     Watch(cmd::watch::WatchArgs),
+    /// Manage web console users: add, passwd, role, remove, list.
+    User(cmd::user::UserArgs),
 }
 
 /// Installs the tracing subscriber: `--log`, else `RUST_LOG`, else `info`; text or JSON on stderr.
@@ -74,5 +76,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => cmd::plan::run(*args),
         Command::Sim(args) => cmd::sim::run(args),
         Command::Watch(args) => cmd::watch::run(args),
+        Command::User(args) => cmd::user::run(args),
     }
 }

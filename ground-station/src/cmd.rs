@@ -2,4 +2,5 @@
 
 pub mod plan;
 pub mod sim;
+pub mod user;
 pub mod watch;

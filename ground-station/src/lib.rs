@@ -3,5 +3,7 @@
 //!
 //! `main.rs` only parses the command line; everything lives here so end-to-end tests can run it in-process.
 
+pub mod auth;
 pub mod cli;
 pub mod cmd;
+pub mod web;
