@@ -46,6 +46,10 @@ pub enum Command {
     Sim(cmd::sim::SimArgs),
     /// Connect to a MAVLink link and print the vehicles, their live telemetry and STATUSTEXT lines.
     Watch(cmd::watch::WatchArgs),
+    /// Check a ground-station.toml: prints every problem at once (with its key) and exits non-zero.
+    CheckConfig(cmd::config::CheckConfigArgs),
+    /// Print the default ground-station.toml: every key with its default and what it means.
+    PrintDefaultConfig,
 }
 
 /// Installs the tracing subscriber: `--log`, else `RUST_LOG`, else `info`; text or JSON on stderr.
@@ -70,5 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Watch(args) => cmd::watch::run(args),
+        Command::CheckConfig(args) => cmd::config::check(args),
+        Command::PrintDefaultConfig => cmd::config::print_default(),
     }
 }

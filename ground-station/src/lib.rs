@@ -5,3 +5,10 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod config;
+pub mod district;
+pub mod georef;
+pub mod hazard;
+pub mod mqtt;
+pub mod storage;
+pub mod tracking;
