@@ -618,6 +618,8 @@ fn child<'a>(slot: &'a mut toml::Value, segment: &str) -> Result<&'a mut toml::V
 /// Deserializes each section on its own so that problems in several sections are all reported; inside a
 /// section, unknown keys are removed one by one so that every unknown key is reported.
 fn deserialize_raw(mut tree: toml::Table, issues: &mut Vec<ConfigIssue>) -> Option<RawConfig> {
+    let defaults: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap_or_default();
+    let defaults_of = |name: &str| defaults.get(name).and_then(toml::Value::as_table);
     const SECTIONS: [&str; 11] = [
         "station",
         "mqtt",
@@ -639,17 +641,18 @@ fn deserialize_raw(mut tree: toml::Table, issues: &mut Vec<ConfigIssue>) -> Opti
             });
         }
     }
-    let station = section::<RawStation>("station", take_from(&mut tree, "station"), issues);
-    let mqtt = section::<RawMqtt>("mqtt", take_from(&mut tree, "mqtt"), issues);
-    let web = section::<RawWeb>("web", take_from(&mut tree, "web"), issues);
-    let inference = section::<RawInference>("inference", take_from(&mut tree, "inference"), issues);
+    let station = section::<RawStation>("station", take_from(&mut tree, "station"), defaults_of("station"), issues);
+    let mqtt = section::<RawMqtt>("mqtt", take_from(&mut tree, "mqtt"), defaults_of("mqtt"), issues);
+    let web = section::<RawWeb>("web", take_from(&mut tree, "web"), defaults_of("web"), issues);
+    let inference =
+        section::<RawInference>("inference", take_from(&mut tree, "inference"), defaults_of("inference"), issues);
     let drones = match tree.remove("drones") {
         None => Some(Vec::new()),
         Some(toml::Value::Array(items)) => {
             let parsed: Vec<Option<RawDrone>> = items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| section::<RawDrone>(&format!("drones[{i}]"), item, issues))
+                .map(|(i, item)| section::<RawDrone>(&format!("drones[{i}]"), item, None, issues))
                 .collect();
             parsed.into_iter().collect()
         }
@@ -658,12 +661,16 @@ fn deserialize_raw(mut tree: toml::Table, issues: &mut Vec<ConfigIssue>) -> Opti
             None
         }
     };
-    let gas_sensor = section::<RawGasSensor>("gas_sensor", take_from(&mut tree, "gas_sensor"), issues);
-    let georef = section::<RawGeoref>("georef", take_from(&mut tree, "georef"), issues);
-    let tracking = section::<RawTracking>("tracking", take_from(&mut tree, "tracking"), issues);
-    let severity = section::<RawSeverity>("severity", take_from(&mut tree, "severity"), issues);
-    let district = section::<RawDistrict>("district", take_from(&mut tree, "district"), issues);
-    let storage = section::<RawStorage>("storage", take_from(&mut tree, "storage"), issues);
+    let gas_sensor =
+        section::<RawGasSensor>("gas_sensor", take_from(&mut tree, "gas_sensor"), defaults_of("gas_sensor"), issues);
+    let georef = section::<RawGeoref>("georef", take_from(&mut tree, "georef"), defaults_of("georef"), issues);
+    let tracking =
+        section::<RawTracking>("tracking", take_from(&mut tree, "tracking"), defaults_of("tracking"), issues);
+    let severity =
+        section::<RawSeverity>("severity", take_from(&mut tree, "severity"), defaults_of("severity"), issues);
+    let district =
+        section::<RawDistrict>("district", take_from(&mut tree, "district"), defaults_of("district"), issues);
+    let storage = section::<RawStorage>("storage", take_from(&mut tree, "storage"), defaults_of("storage"), issues);
     Some(RawConfig {
         station: station?,
         mqtt: mqtt?,
@@ -683,10 +690,16 @@ fn take_from(tree: &mut toml::Table, name: &str) -> toml::Value {
     tree.remove(name).unwrap_or_else(table_value)
 }
 
-/// Deserializes one section, reporting every unknown key (each retry drops the key the last error named) and
-/// the first other problem, with its key path. The section is re-encoded as TOML text so that the error's span
-/// gives the key.
-fn section<T: DeserializeOwned>(name: &str, value: toml::Value, issues: &mut Vec<ConfigIssue>) -> Option<T> {
+/// Deserializes one section, reporting every problem with its key path: an unknown key is removed, and a key
+/// of the wrong type is replaced by its default, and the section is tried again. So one typo does not hide the
+/// other problems, and validation still runs on the rest. The section is re-encoded as TOML text so that the
+/// error's span gives the key.
+fn section<T: DeserializeOwned>(
+    name: &str,
+    value: toml::Value,
+    defaults: Option<&toml::Table>,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<T> {
     let toml::Value::Table(mut table) = value else {
         issues.push(ConfigIssue {
             key: name.to_owned(),
@@ -694,7 +707,6 @@ fn section<T: DeserializeOwned>(name: &str, value: toml::Value, issues: &mut Vec
         });
         return None;
     };
-    let mut failed = false;
     for _ in 0..64 {
         let text = match toml::to_string(&table) {
             Ok(text) => text,
@@ -704,9 +716,8 @@ fn section<T: DeserializeOwned>(name: &str, value: toml::Value, issues: &mut Vec
             }
         };
         match toml::from_str::<T>(&text) {
-            Ok(parsed) => return (!failed).then_some(parsed),
+            Ok(parsed) => return Some(parsed),
             Err(error) => {
-                failed = true;
                 let message = error.message().trim().to_owned();
                 if let Some(field) = unknown_field(&message)
                     && table.remove(&field).is_some()
@@ -714,12 +725,18 @@ fn section<T: DeserializeOwned>(name: &str, value: toml::Value, issues: &mut Vec
                     issues.push(ConfigIssue { key: format!("{name}.{field}"), message: unknown_key_message(&message) });
                     continue;
                 }
-                let key = match error.span().and_then(|span| key_at(&text, span.start)) {
-                    Some(key) => format!("{name}.{key}"),
-                    None => name.to_owned(),
-                };
-                issues.push(ConfigIssue { key, message });
-                return None;
+                let key = error.span().and_then(|span| key_at(&text, span.start));
+                issues.push(ConfigIssue {
+                    key: key.as_ref().map_or_else(|| name.to_owned(), |key| format!("{name}.{key}")),
+                    message,
+                });
+                let default = key.as_ref().and_then(|key| defaults?.get(key.as_str()));
+                match (key, default) {
+                    (Some(key), Some(default)) if table.get(&key) != Some(default) => {
+                        table.insert(key, default.clone());
+                    }
+                    _ => return None,
+                }
             }
         }
     }
@@ -1027,12 +1044,13 @@ fn validate_mqtt(raw: RawMqtt, station_id: &str, c: &mut Check<'_>) -> MqttSetti
         "mqtt.keep_alive",
         "must be between 5s and 65535s",
     );
-    let client_id = if raw.client_id.is_empty() { format!("patrol-{station_id}") } else { raw.client_id };
+    // A derived id is only as good as the station id, which is checked (and reported) on its own.
     c.require(
-        client_id.len() <= 256 && client_id.chars().all(|ch| ch.is_ascii_graphic()),
+        raw.client_id.len() <= 256 && raw.client_id.chars().all(|ch| ch.is_ascii_graphic()),
         "mqtt.client_id",
         "must be at most 256 printable ASCII characters without spaces",
     );
+    let client_id = if raw.client_id.is_empty() { format!("patrol-{station_id}") } else { raw.client_id };
     MqttSettings { broker, credentials, client_id, topic_prefix: prefix, keep_alive: raw.keep_alive }
 }
 
@@ -1173,8 +1191,17 @@ mod tests {
     #[test]
     fn type_errors_name_the_key() {
         let issues = issues("[mqtt]\nport = \"x\"\n[tracking]\nend_after = \"soon\"\n");
-        assert!(issues.iter().any(|i| i.key.starts_with("mqtt")), "{issues:?}");
-        assert!(issues.iter().any(|i| i.key.starts_with("tracking")), "{issues:?}");
+        assert!(has(&issues, "mqtt.port"), "{issues:?}");
+        assert!(has(&issues, "tracking.end_after"), "{issues:?}");
+    }
+
+    #[test]
+    fn unknown_keys_and_type_errors_do_not_hide_validation_errors() {
+        let issues = issues("[mqtt]\nhots = \"x\"\nport = \"x\"\ntopic_prefix = \"a/#\"\n[station]\nid = \"bad id\"\n");
+        for key in ["mqtt.hots", "mqtt.port", "mqtt.topic_prefix", "station.id"] {
+            assert!(has(&issues, key), "missing {key} in {issues:?}");
+        }
+        assert_eq!(issues.len(), 4, "{issues:?}");
     }
 
     #[test]
@@ -1240,6 +1267,7 @@ mod tests {
             BrokerSettings::External { tls: Some(TlsSettings { ca_file: None }), .. }
         ));
         assert!(has(&issues("[mqtt]\nbroker = \"cloud\"\n"), "mqtt.broker"));
+        assert!(has(&issues("[mqtt]\nclient_id = \"a b\"\n"), "mqtt.client_id"));
     }
 
     #[test]
