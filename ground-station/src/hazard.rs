@@ -338,6 +338,17 @@ pub mod rfc3339 {
         humantime::format_rfc3339_millis(time).to_string()
     }
 
+    /// `time` cut to whole milliseconds, the precision payloads carry (so a value equals its round trip).
+    pub fn to_millis(time: SystemTime) -> SystemTime {
+        match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(since) => {
+                std::time::UNIX_EPOCH
+                    + std::time::Duration::from_millis(since.as_millis().try_into().unwrap_or(u64::MAX))
+            }
+            Err(_) => time,
+        }
+    }
+
     /// Parses an RFC 3339 time.
     ///
     /// # Errors
@@ -385,6 +396,8 @@ mod tests {
         let text = rfc3339::format(t);
         assert!(text.ends_with(".123Z"), "{text}");
         assert_eq!(rfc3339::parse(&text).unwrap(), t);
+        let fine = t + Duration::from_micros(456);
+        assert_eq!(rfc3339::to_millis(fine), t);
     }
 
     #[test]

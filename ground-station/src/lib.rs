@@ -9,6 +9,7 @@ pub mod config;
 pub mod district;
 pub mod georef;
 pub mod hazard;
+pub mod hazard_service;
 pub mod mqtt;
 pub mod storage;
 pub mod tracking;

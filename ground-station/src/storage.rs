@@ -473,6 +473,26 @@ impl Database {
         messages: &[OutboxMessage],
         counters: Counters,
     ) -> Result<Vec<i64>, StorageError> {
+        self.commit_changes_with_review(hazards, None, messages, counters)
+    }
+
+    /// [`Database::commit_changes`] plus a review record, all in one transaction.
+    ///
+    /// # Errors
+    /// SQLite errors (a review event id stored before included); nothing is written then.
+    pub fn commit_changes_with_review(
+        &mut self,
+        hazards: &[Hazard],
+        review: Option<&ReviewEvent>,
+        messages: &[OutboxMessage],
+        counters: Counters,
+    ) -> Result<Vec<i64>, StorageError> {
+        let review_json = review
+            .map(|review| {
+                serde_json::to_string(review)
+                    .map_err(|source| StorageError::Decode { what: format!("review {}", review.event_id), source })
+            })
+            .transpose()?;
         let path = self.path.clone();
         let err = |source| StorageError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
@@ -486,6 +506,13 @@ impl Database {
             )
             .map_err(err)?;
         }
+        if let (Some(review), Some(json)) = (review, &review_json) {
+            tx.execute(
+                "INSERT INTO reviews (event_id, hazard_id, json) VALUES (?1, ?2, ?3)",
+                params![review.event_id, review.hazard_id, json],
+            )
+            .map_err(err)?;
+        }
         let ids = insert_outbox(&tx, messages).map_err(err)?;
         for (name, value) in [("next_hazard", counters.next_hazard), ("next_event", counters.next_event)] {
             tx.execute(
@@ -496,26 +523,6 @@ impl Database {
         }
         tx.commit().map_err(err)?;
         Ok(ids)
-    }
-
-    /// Records a review and its outbox message in one transaction; returns the outbox id.
-    ///
-    /// # Errors
-    /// SQLite errors.
-    pub fn commit_review(&mut self, review: &ReviewEvent, message: &OutboxMessage) -> Result<i64, StorageError> {
-        let path = self.path.clone();
-        let err = |source| StorageError::Sqlite { path: path.clone(), source };
-        let json = serde_json::to_string(review)
-            .map_err(|source| StorageError::Decode { what: format!("review {}", review.event_id), source })?;
-        let tx = self.conn.transaction().map_err(err)?;
-        tx.execute(
-            "INSERT INTO reviews (event_id, hazard_id, json) VALUES (?1, ?2, ?3)",
-            params![review.event_id, review.hazard_id, json],
-        )
-        .map_err(err)?;
-        let ids = insert_outbox(&tx, std::slice::from_ref(message)).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(ids.first().copied().unwrap_or_default())
     }
 
     /// The reviews of a hazard, oldest first.
@@ -947,9 +954,12 @@ mod tests {
             comment: String::new(),
             at: UNIX_EPOCH + Duration::from_secs(100),
         };
-        db.commit_review(&review, &msg(1)).unwrap();
+        let counters = db.counters().unwrap();
+        db.commit_changes_with_review(&[hazard("h1", true, 1)], Some(&review), &[msg(1)], counters).unwrap();
         assert_eq!(db.reviews("h1").unwrap(), vec![review.clone()]);
-        assert!(db.commit_review(&review, &msg(2)).is_err(), "an event id is stored once");
+        let again = db.commit_changes_with_review(&[hazard("h1", false, 2)], Some(&review), &[msg(2)], counters);
+        assert!(again.is_err(), "an event id is stored once");
+        assert!(db.hazard("h1").unwrap().unwrap().is_open(), "the failed commit changed nothing");
         assert_eq!(db.outbox_len().unwrap(), 1, "the failed review left no message behind");
     }
 
