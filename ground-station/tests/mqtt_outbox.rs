@@ -324,3 +324,37 @@ async fn the_embedded_broker_carries_events_and_availability() {
     drop((mqtt, storage));
     thread.join().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_flight_when_the_broker_dies_are_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut broker = Mosquitto::start(dir.path(), port);
+    let (mut rx, subscriber) = subscribe(port, "inflight-subscriber", "patrol/hazards");
+    wait_subscribed(port, &mut rx).await;
+
+    let (storage, storage_thread) = StorageHandle::open(&dir.path().join("gs.sqlite")).unwrap();
+    let tasks = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    let mqtt = mqtt::spawn(connect_options(port, "gs-inflight"), storage.clone(), &tasks, cancel.clone());
+    wait_status(&mqtt, "the first connection", |s| s.connected).await;
+    // Many events at once, and the broker stops while they are being published and acknowledged.
+    enqueue(&storage, &mqtt, 1..=300).await;
+    wait_status(&mqtt, "the first acknowledgements", |s| s.delivered_total >= 1).await;
+    broker.stop();
+    let delivered_before_outage = mqtt.status().borrow().delivered_total;
+    broker.spawn();
+
+    let (seen, received) = receive_distinct(&mut rx, 300).await;
+    assert_eq!(seen, ids(1..=300), "every event, in order of first arrival");
+    wait_status(&mqtt, "300 acknowledged", |s| s.delivered_total >= 300 && s.connections_total >= 2).await;
+    assert_eq!(storage.call(|db| db.outbox_len()).await.unwrap(), 0);
+    eprintln!("delivered before the outage: {delivered_before_outage}; payloads received: {received}");
+
+    cancel.cancel();
+    tasks.close();
+    tokio::time::timeout(WAIT, tasks.wait()).await.unwrap();
+    subscriber.abort();
+    drop((mqtt, storage));
+    storage_thread.join().unwrap();
+}
