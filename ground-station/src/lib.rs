@@ -10,6 +10,7 @@ pub mod district;
 pub mod georef;
 pub mod hazard;
 pub mod hazard_service;
+pub mod ingest;
 pub mod mqtt;
 pub mod storage;
 pub mod tracking;
