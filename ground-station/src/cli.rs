@@ -51,6 +51,10 @@ pub enum Command {
     Watch(cmd::watch::WatchArgs),
     /// Manage web console users: add, passwd, role, remove, list.
     User(cmd::user::UserArgs),
+    /// Check a ground-station.toml: prints every problem at once (with its key) and exits non-zero.
+    CheckConfig(cmd::config::CheckConfigArgs),
+    /// Print the default ground-station.toml: every key with its default and what it means.
+    PrintDefaultConfig,
 }
 
 /// Installs the tracing subscriber: `--log`, else `RUST_LOG`, else `info`; text or JSON on stderr.
@@ -77,5 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Watch(args) => cmd::watch::run(args),
         Command::User(args) => cmd::user::run(args),
+        Command::CheckConfig(args) => cmd::config::check(args),
+        Command::PrintDefaultConfig => cmd::config::print_default(),
     }
 }

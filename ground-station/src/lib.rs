@@ -6,4 +6,13 @@
 pub mod auth;
 pub mod cli;
 pub mod cmd;
+pub mod config;
+pub mod district;
+pub mod georef;
+pub mod hazard;
+pub mod hazard_service;
+pub mod ingest;
+pub mod mqtt;
+pub mod storage;
+pub mod tracking;
 pub mod web;
