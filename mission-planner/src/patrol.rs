@@ -3,7 +3,7 @@
 //!
 //! The steps, all in one [`LocalFrame`] around the area:
 //! 1. each cell minus the no-fly zones (grown by [`PatrolRequest::zone_margin_m`]) and clipped to the fence
-//!    is swept ([`coverage::sweep`]); a cell that cannot be covered is reported in
+//!    is swept ([`crate::coverage::sweep`]); a cell that cannot be covered is reported in
 //!    [`PatrolPlan::uncovered`] with the reason;
 //! 2. cells go to their nearest launch point, and drones to launch points in proportion to the work;
 //! 3. per launch point the cells are ordered (nearest neighbour, then 2-opt) and each cell's entry corner is
@@ -615,7 +615,40 @@ pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
             home_routes: airspace.routes_to(launches[l]),
             budget_s,
         };
-        let packed = ctx.pack(queue, &mut beyond_range);
+        let mut beyond = Vec::new();
+        let mut packed = ctx.pack(queue.clone(), &mut beyond);
+        // Balance the finish time: when the sorties do not divide evenly between the launch point's drones
+        // (one sortie for two drones, say), pack again into smaller sorties and keep that if all drones are
+        // done sooner and nothing more is left out.
+        let drones_here = drone_count[l];
+        if drones_here > 1 && !packed.len().is_multiple_of(drones_here) {
+            let times: Vec<f64> = packed.iter().map(|s| s.time_s).collect();
+            let wanted = packed.len().div_ceil(drones_here) * drones_here;
+            #[allow(clippy::cast_precision_loss)]
+            let mut low = times.iter().sum::<f64>() / wanted as f64;
+            let mut high = budget_s;
+            let (_, mut best_finish) = longest_first(&times, drones_here, req.battery_swap_s);
+            // Bisect the smallest sortie budget that still gives at most `wanted` sorties.
+            for _ in 0..8 {
+                let target = (low + high) / 2.0;
+                let smaller = SortieContext { budget_s: target, ..ctx.clone() };
+                let mut beyond_smaller = Vec::new();
+                let repacked = smaller.pack(queue.clone(), &mut beyond_smaller);
+                if repacked.len() <= wanted && beyond_smaller.len() <= beyond.len() {
+                    high = target;
+                    let new_times: Vec<f64> = repacked.iter().map(|s| s.time_s).collect();
+                    let (_, finish) = longest_first(&new_times, drones_here, req.battery_swap_s);
+                    if finish < best_finish {
+                        best_finish = finish;
+                        packed = repacked;
+                        beyond = beyond_smaller;
+                    }
+                } else {
+                    low = target;
+                }
+            }
+        }
+        beyond_range.extend(beyond);
         let first_sortie = sorties.len();
         for s in packed {
             sorties.push(ctx.build(s, &req.launch_points[l], trigger_interval_s));
@@ -623,17 +656,10 @@ pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
         // Longest sortie first to the drone that is free first.
         let ids: Vec<usize> = (next_drone..next_drone + drone_count[l]).collect();
         next_drone += drone_count[l];
-        let mut load = vec![0.0_f64; ids.len()];
-        let mut assigned: Vec<Vec<usize>> = vec![Vec::new(); ids.len()];
-        let mut by_length: Vec<usize> = (first_sortie..sorties.len()).collect();
-        by_length.sort_by(|&a, &b| sorties[b].flight_time_s.total_cmp(&sorties[a].flight_time_s).then(a.cmp(&b)));
-        for s in by_length {
-            let d = (0..ids.len()).min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b))).unwrap_or(0);
-            load[d] += sorties[s].flight_time_s + req.battery_swap_s;
-            assigned[d].push(s);
-        }
-        for (d, mut list) in assigned.into_iter().enumerate() {
-            list.sort_unstable();
+        let times: Vec<f64> = sorties[first_sortie..].iter().map(|s| s.flight_time_s).collect();
+        let (assigned, _) = longest_first(&times, ids.len(), req.battery_swap_s);
+        for (d, list) in assigned.into_iter().enumerate() {
+            let list: Vec<usize> = list.into_iter().map(|s| s + first_sortie).collect();
             let mut t = 0.0;
             for (k, &s) in list.iter().enumerate() {
                 if k > 0 {
@@ -671,6 +697,27 @@ pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
     }
     drones.sort_by_key(|d| d.drone);
     Ok(PatrolPlan { frame, survey, trigger: req.trigger, trigger_interval_s, sorties, drones, covered, uncovered })
+}
+
+/// Longest processing time first: each sortie (longest first) to the drone that is free first. Returns each
+/// drone's sorties (indices into `times`, in flying order) and when the last drone lands.
+fn longest_first(times: &[f64], drones: usize, swap_s: f64) -> (Vec<Vec<usize>>, f64) {
+    let drones = drones.max(1);
+    let mut load = vec![0.0_f64; drones];
+    let mut assigned: Vec<Vec<usize>> = vec![Vec::new(); drones];
+    let mut by_length: Vec<usize> = (0..times.len()).collect();
+    by_length.sort_by(|&a, &b| times[b].total_cmp(&times[a]).then(a.cmp(&b)));
+    for s in by_length {
+        let d = (0..drones).min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b))).unwrap_or(0);
+        load[d] += times[s] + swap_s;
+        assigned[d].push(s);
+    }
+    for list in &mut assigned {
+        list.sort_unstable();
+    }
+    let finish =
+        load.iter().zip(&assigned).map(|(l, a)| if a.is_empty() { 0.0 } else { l - swap_s }).fold(0.0, f64::max);
+    (assigned, finish)
 }
 
 fn rect_overlap(a: &Rect<f64>, b: &Rect<f64>) -> bool {
@@ -719,8 +766,11 @@ struct OpenSortie {
     /// (transit path from the previous position to the pass entry, cell index, pass).
     legs: Vec<(Vec<Coord<f64>>, usize, Pass)>,
     home: Vec<Coord<f64>>,
+    /// Estimated flight time, seconds.
+    time_s: f64,
 }
 
+#[derive(Clone)]
 struct SortieContext<'a> {
     req: &'a PatrolRequest,
     frame: &'a LocalFrame,
@@ -758,7 +808,7 @@ impl SortieContext<'_> {
 
     fn pack(&self, mut queue: VecDeque<(usize, Pass)>, beyond_range: &mut Vec<usize>) -> Vec<OpenSortie> {
         let mut out = Vec::new();
-        let mut open = OpenSortie { legs: Vec::new(), home: vec![self.launch, self.launch] };
+        let mut open = OpenSortie { legs: Vec::new(), home: vec![self.launch, self.launch], time_s: 0.0 };
         let (mut pos, mut dist, mut wps) = (self.launch, 0.0, 0usize);
         while let Some((cell, pass)) = queue.pop_front() {
             let (Some(transit), Some(home)) =
@@ -776,12 +826,13 @@ impl SortieContext<'_> {
                 pos = pass.exit;
                 open.legs.push((transit, cell, pass));
                 open.home = home;
+                open.time_s = total;
                 continue;
             }
             if !open.legs.is_empty() {
                 out.push(std::mem::replace(
                     &mut open,
-                    OpenSortie { legs: Vec::new(), home: vec![self.launch, self.launch] },
+                    OpenSortie { legs: Vec::new(), home: vec![self.launch, self.launch], time_s: 0.0 },
                 ));
                 (pos, dist, wps) = (self.launch, 0.0, 0);
                 queue.push_front((cell, pass));
@@ -991,6 +1042,30 @@ mod tests {
         for s in &plan.sorties {
             assert!(s.flight_time_s <= req.battery.budget_s(), "{}", s.flight_time_s);
         }
+    }
+
+    #[test]
+    fn work_for_one_battery_is_shared_between_two_drones() {
+        let cells = vec![square_cell("A", 22.54, 113.88, 0.002), square_cell("B", 22.54, 113.882, 0.002)];
+        let mut req = PatrolRequest::new(
+            cells,
+            vec![launch(22.5395, 113.8795)],
+            camera(),
+            AltitudeTarget::GroundSampleDistance(0.03),
+        );
+        let one = plan_patrol(&req).unwrap();
+        assert_eq!(one.sorties.len(), 1);
+        req.drones = 2;
+        let two = plan_patrol(&req).unwrap();
+        assert_eq!(two.sorties.len(), 2);
+        assert!(two.drones.iter().all(|d| d.sorties.len() == 1));
+        assert!(
+            two.totals().finish_s < one.totals().finish_s * 0.7,
+            "{} vs {}",
+            two.totals().finish_s,
+            one.totals().finish_s
+        );
+        assert_eq!(two.totals().photos, one.totals().photos);
     }
 
     #[test]

@@ -176,7 +176,7 @@ fn coverage(plan: &PatrolPlan, cell: usize, region: &MultiPolygon<f64>) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     #[test]
     fn plans_are_safe_complete_within_battery_and_deterministic(case in case()) {
