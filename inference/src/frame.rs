@@ -70,7 +70,7 @@ impl<'a> Frame<'a> {
     }
 
     /// Factor from buffer pixels to original pixels along x and y.
-    pub(crate) fn to_original_scale(self) -> (f32, f32) {
+    pub fn to_original_scale(self) -> (f32, f32) {
         (self.original_width_px as f32 / self.width_px as f32, self.original_height_px as f32 / self.height_px as f32)
     }
 }

@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::InferenceError;
 
@@ -57,19 +58,31 @@ fn first_existing(paths: Vec<PathBuf>) -> Result<PathBuf, InferenceError> {
     }
 }
 
-/// Loads the library (once per process; later calls reuse it) and builds an ONNX Runtime environment.
+/// The process's ONNX Runtime environment. ONNX Runtime (and ort) allow exactly one per process and ort refuses a
+/// second `build()` even after the first was dropped, so it is created once and kept for the process's lifetime;
+/// this is the one piece of global state in the crate, forced by the runtime. A failed attempt is not cached, so
+/// running the setup script and retrying works without a restart.
+static ENVIRONMENT: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
+
+/// Loads the library (once per process; later calls reuse it) and returns the shared ONNX Runtime environment.
 ///
 /// # Errors
 /// [`InferenceError::RuntimeMissing`] or [`InferenceError::RuntimeLoad`].
 pub(crate) fn environment() -> Result<ort::environment::Environment, InferenceError> {
+    let mut slot = ENVIRONMENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(env) = slot.as_ref() {
+        return Ok(env.clone());
+    }
     let path = locate_runtime()?;
     let load_err = |message: String| InferenceError::RuntimeLoad { path: path.clone(), message };
-    ort::init_from(&path)
+    let env = ort::init_from(&path)
         .map_err(|e| load_err(e.to_string()))?
         .with_name("patrol")
         .with_telemetry(false)
         .build()
-        .map_err(|e| load_err(e.to_string()))
+        .map_err(|e| load_err(e.to_string()))?;
+    *slot = Some(env.clone());
+    Ok(env)
 }
 
 #[cfg(test)]
