@@ -44,6 +44,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run simulated drones that speak MAVLink 2 (ArduPilot or PX4 personality), for demos and tests.
     Sim(cmd::sim::SimArgs),
+    /// Detect hazards in photos (files or folders): JSON Lines or CSV, annotated copies, a per-class summary.
+    Detect(cmd::detect::DetectArgs),
     /// Connect to a MAVLink link and print the vehicles, their live telemetry and STATUSTEXT lines.
     Watch(cmd::watch::WatchArgs),
 }
@@ -70,5 +72,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Watch(args) => cmd::watch::run(args),
+        Command::Detect(args) => cmd::detect::run(args),
     }
 }

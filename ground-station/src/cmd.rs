@@ -1,4 +1,5 @@
 //! One module per `patrol` subcommand.
 
+pub mod detect;
 pub mod sim;
 pub mod watch;
