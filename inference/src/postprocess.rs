@@ -217,6 +217,10 @@ pub fn nms(boxes: &mut Vec<ScoredBox>, iou_threshold: f32, max_keep: usize) {
         let end = start + boxes[start..].iter().take_while(|b| b.class_id == class).count();
         let mut kept: Vec<usize> = Vec::new();
         for i in start..end {
+            // No class can contribute more than `max_keep` boxes to the result.
+            if kept.len() >= max_keep {
+                break;
+            }
             let candidate = boxes[i].bbox;
             if kept.iter().all(|&k| boxes[k].bbox.iou(&candidate) <= iou_threshold) {
                 kept.push(i);
@@ -378,6 +382,10 @@ mod tests {
                     }
                 }
             }
+            // A cap keeps exactly the best boxes the uncapped run keeps.
+            let mut capped = boxes.clone();
+            nms(&mut capped, iou, 5);
+            prop_assert_eq!(&capped[..], &kept[..kept.len().min(5)]);
             // Sorted by score, and the best box of each class always survives.
             prop_assert!(kept.windows(2).all(|w| w[0].score >= w[1].score));
             for class in 0..3 {
