@@ -10,7 +10,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo "setup-test-deps: creating $venv"
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import pymavlink, mavsdk" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import pymavlink, mavsdk, onnxruntime, numpy" 2>/dev/null; then
   echo "setup-test-deps: installing Python test peers"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/peers/requirements.txt"
 fi

@@ -47,6 +47,8 @@ pub enum Command {
     Plan(Box<cmd::plan::PlanArgs>),
     /// Run simulated drones that speak MAVLink 2 (ArduPilot or PX4 personality), for demos and tests.
     Sim(cmd::sim::SimArgs),
+    /// Detect hazards in photos (files or folders): JSON Lines or CSV, annotated copies, a per-class summary.
+    Detect(cmd::detect::DetectArgs),
     /// Connect to a MAVLink link and print the vehicles, their live telemetry and STATUSTEXT lines.
     Watch(cmd::watch::WatchArgs),
     /// Manage web console users: add, passwd, role, remove, list.
@@ -83,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(args) => cmd::user::run(args),
         Command::CheckConfig(args) => cmd::config::check(args),
         Command::PrintDefaultConfig => cmd::config::print_default(),
+        Command::Detect(args) => cmd::detect::run(args),
     }
 }

@@ -1,6 +1,7 @@
 //! One module per `patrol` subcommand.
 
 pub mod config;
+pub mod detect;
 pub mod plan;
 pub mod sim;
 pub mod user;
