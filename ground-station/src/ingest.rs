@@ -3,7 +3,7 @@
 //!
 //! - [`photo_pose`] reads the pose of a drone photo from its EXIF (GPS, time, focal length) and the DJI XMP
 //!   tags (relative altitude, gimbal and flight attitude), for `patrol ingest <folder>`.
-//! - `push` parses what a companion computer posts to the push endpoint: a JPEG plus a JSON metadata
+//! - [`push`] parses what a companion computer posts to the push endpoint: a JPEG plus a JSON metadata
 //!   document, as multipart/form-data or as a raw JPEG body with the metadata in a header or the query string.
 //!
 //! Both are pure: they take bytes and return typed records or typed errors, and never panic on bad input.
@@ -12,4 +12,5 @@
 pub(crate) mod fixture;
 mod jpeg;
 pub mod photo_pose;
+pub mod push;
 mod xmp;
