@@ -46,6 +46,9 @@ pub enum Command {
     Sim(cmd::sim::SimArgs),
     /// Connect to a MAVLink link and print the vehicles, their live telemetry and STATUSTEXT lines.
     Watch(cmd::watch::WatchArgs),
+    /// Read the capture poses of photos offloaded from a drone's SD card (EXIF GPS + DJI XMP tags) into a
+    /// JSON Lines manifest of frame records.
+    Ingest(cmd::ingest::IngestArgs),
     /// Check a ground-station.toml: prints every problem at once (with its key) and exits non-zero.
     CheckConfig(cmd::config::CheckConfigArgs),
     /// Print the default ground-station.toml: every key with its default and what it means.
@@ -74,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Watch(args) => cmd::watch::run(args),
+        Command::Ingest(args) => cmd::ingest::run(args),
         Command::CheckConfig(args) => cmd::config::check(args),
         Command::PrintDefaultConfig => cmd::config::print_default(),
     }
