@@ -375,17 +375,7 @@ struct Part {
 }
 
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut start = from;
-    while start + needle.len() <= haystack.len() {
-        let offset = haystack.get(start..)?.iter().position(|&b| b == first)?;
-        let at = start + offset;
-        if haystack.get(at..at + needle.len())? == needle {
-            return Some(at);
-        }
-        start = at + 1;
-    }
-    None
+    memchr::memmem::find(haystack.get(from..)?, needle).map(|at| from + at)
 }
 
 /// Splits a multipart body (RFC 7578) into its parts.
