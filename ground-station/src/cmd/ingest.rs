@@ -180,6 +180,26 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_reaches_ingest_with_its_defaults() {
+        use clap::{CommandFactory, Parser};
+        crate::cli::Cli::command().debug_assert();
+        let cli = crate::cli::Cli::try_parse_from(["patrol", "ingest", "/media/sd/DCIM", "--drone", "m30-1"]).unwrap();
+        match cli.command {
+            crate::cli::Command::Ingest(args) => {
+                assert_eq!(args.folder, PathBuf::from("/media/sd/DCIM"));
+                assert_eq!(args.drone_id, "m30-1");
+                assert_eq!(args.out, PathBuf::from("manifest.jsonl"));
+                assert_eq!(args.camera, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            crate::cli::Cli::try_parse_from(["patrol", "ingest", "/media/sd/DCIM"]).is_err(),
+            "--drone is required"
+        );
+    }
+
+    #[test]
     fn an_empty_or_missing_folder_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("m.jsonl");
