@@ -53,6 +53,9 @@ pub enum Command {
     Watch(cmd::watch::WatchArgs),
     /// Manage web console users: add, passwd, role, remove, list.
     User(cmd::user::UserArgs),
+    /// Read the capture poses of photos offloaded from a drone's SD card (EXIF GPS + DJI XMP tags) into a
+    /// JSON Lines manifest of frame records.
+    Ingest(cmd::ingest::IngestArgs),
     /// Check a ground-station.toml: prints every problem at once (with its key) and exits non-zero.
     CheckConfig(cmd::config::CheckConfigArgs),
     /// Print the default ground-station.toml: every key with its default and what it means.
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Watch(args) => cmd::watch::run(args),
         Command::User(args) => cmd::user::run(args),
+        Command::Ingest(args) => cmd::ingest::run(args),
         Command::CheckConfig(args) => cmd::config::check(args),
         Command::PrintDefaultConfig => cmd::config::print_default(),
         Command::Detect(args) => cmd::detect::run(args),

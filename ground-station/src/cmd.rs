@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod detect;
+pub mod ingest;
 pub mod plan;
 pub mod sim;
 pub mod user;
