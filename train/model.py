@@ -27,8 +27,8 @@ STRIDES = (8, 16, 32)
 # Indices (into EfficientNet._blocks) whose outputs give the stride-8, 16 and 32 feature maps of Lite0.
 FEATURE_BLOCKS = (4, 10, 15)
 FEATURE_CHANNELS = (40, 112, 320)
-# Blocks 0..2 (stride <= 4) are frozen: ImageNet low-level filters are fine and it saves CPU time.
-FROZEN_BLOCKS = 3
+# Blocks 0..4 (up to the stride-8 output) are frozen: ImageNet low-level filters are fine and it saves CPU time.
+FROZEN_BLOCKS = 5
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, groups: int = 1) -> nn.Sequential:

@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # do not spin: the 2 cores are shared with other jobs
+import torch  # noqa: E402
 from PIL import Image
 from torch.nn import functional as F
 from torchvision.ops import batched_nms, generalized_box_iou_loss, sigmoid_focal_loss
@@ -188,13 +190,35 @@ class TrainSet:
         img, b = aug_geometric(img, b, self.rng, rotate=(kind == "synth"))
         return img, b
 
-    def batches(self, bs: int):
+    def to_train_size(self, k: int, img: np.ndarray, b: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Synthetic scenes: random size x size crop (true scale kept); real images: resized to size."""
+        S = img.shape[0]
+        if size == S:
+            return img, b
+        if self.parts[self.items[k][0]][2] == "real":
+            f = size / S
+            small = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+            bb = b.copy()
+            bb[:, 1:] *= f
+            return small, bb
+        x0, y0 = self.rng.randint(0, S - size), self.rng.randint(0, S - size)
+        crop = np.ascontiguousarray(img[y0:y0 + size, x0:x0 + size])
+        bb = b.copy()
+        bb[:, [1, 3]] = np.clip(bb[:, [1, 3]] - x0, 0, size)
+        bb[:, [2, 4]] = np.clip(bb[:, [2, 4]] - y0, 0, size)
+        area0 = (b[:, 3] - b[:, 1]) * (b[:, 4] - b[:, 2])
+        area1 = (bb[:, 3] - bb[:, 1]) * (bb[:, 4] - bb[:, 2])
+        keep = (area1 >= 0.4 * np.maximum(area0, 1e-6)) & (bb[:, 3] - bb[:, 1] >= 2) & (bb[:, 4] - bb[:, 2] >= 2)
+        return crop, bb[keep]
+
+    def batches(self, bs: int, size: int):
         order = list(range(len(self.items)))
         self.rng.shuffle(order)
         for s in range(0, len(order) - bs + 1, bs):
             imgs, tg = [], []
             for k in order[s:s + bs]:
                 img, b = self.get(k)
+                img, b = self.to_train_size(k, img, b, size)
                 imgs.append(img)
                 tg.append(torch.from_numpy(b))
             x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255)
@@ -289,7 +313,7 @@ def detection_loss(out, targets, points, lo, hi):
     else:
         l_box = reg_p.sum() * 0
         l_ctr = ctr_p.sum() * 0
-    return l_cls + 2.0 * l_box + l_ctr, (float(l_cls), float(l_box), float(l_ctr))
+    return l_cls + 2.0 * l_box + l_ctr, (float(l_cls.detach()), float(l_box.detach()), float(l_ctr.detach()))
 
 
 # ============================================================================================ inference + metrics
@@ -439,7 +463,7 @@ def choose_thresholds(dets, gts, classes: list[int]) -> tuple[float, dict[int, f
 
 # ============================================================================================ EMA
 class EMA:
-    def __init__(self, model: torch.nn.Module, decay: float = 0.9995, tau: float = 1500.0):
+    def __init__(self, model: torch.nn.Module, decay: float = 0.995, tau: float = 200.0):
         self.ema = copy.deepcopy(model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
@@ -458,6 +482,14 @@ class EMA:
 
 
 # ============================================================================================ export
+def set_static_output_dims(m, size: int) -> None:
+    """Declare output0 as [batch, 4+nc, N] with fixed 4+nc and N, so readers can tell the layout from the model."""
+    n = sum(math.ceil(size / s) ** 2 for s in STRIDES)
+    dims = m.graph.output[0].type.tensor_type.shape.dim
+    dims[1].dim_value = 4 + NUM_CLASSES
+    dims[2].dim_value = n
+
+
 def export_onnx(model: Detector, path: Path, size: int, metrics_summary: str, sample: np.ndarray) -> dict:
     import onnx
     import onnxruntime as ort
@@ -469,6 +501,7 @@ def export_onnx(model: Detector, path: Path, size: int, metrics_summary: str, sa
                       output_names=["output0"], dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
                       do_constant_folding=True)
     m = onnx.load(str(path))
+    set_static_output_dims(m, size)
     names = "{" + ", ".join(f"{i}: '{n}'" for i, n in enumerate(CLASS_NAMES)) + "}"
     props = {
         "names": names,
@@ -519,21 +552,26 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=synth.DEFAULT_SHARED, help="path of shared/data")
     ap.add_argument("--data", type=Path, default=HERE / "data", help="generated data + caches (gitignored)")
     ap.add_argument("--size", type=int, default=320, help="network input size S (multiple of 32)")
-    ap.add_argument("--synth-train", type=int, default=3000)
-    ap.add_argument("--synth-val", type=int, default=200)
-    ap.add_argument("--synth-test", type=int, default=300)
+    ap.add_argument("--train-size", type=int, default=256,
+                    help="training crop size (fully convolutional: trains on crops, evaluates/exports at --size)")
+    ap.add_argument("--synth-train", type=int, default=2400)
+    ap.add_argument("--synth-val", type=int, default=150)
+    ap.add_argument("--synth-test", type=int, default=250)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--epochs", type=int, default=100, help="upper bound; the budget usually stops first")
     ap.add_argument("--budget-min", type=float, default=70.0, help="wall-clock training budget in minutes")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--stop-at", default="", help="UTC clock time HH:MM at which training stops at the latest "
+                    "(evaluation and export still run afterwards)")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="max torch threads; training switches between 1 and this, whichever is faster right now")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smoke", action="store_true", help="tiny data, short budget: end-to-end check")
     ap.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
     ap.add_argument("--model-out", type=Path, default=HERE.parent / "models" / "patrol-hazard.onnx")
     a = ap.parse_args()
 
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(a.threads)  # training may drop to 1 while that is faster (see --threads)
     torch.manual_seed(a.seed)
     random.seed(a.seed)
     if a.size % 32:
@@ -574,8 +612,17 @@ def main() -> None:
                             lr=a.lr)
     ema = EMA(model)
     points = make_points(S)
-    lo, hi = level_bounds(points)
+    TS = a.train_size
+    tpoints = make_points(TS)
+    lo, hi = level_bounds(tpoints)
     budget = (2.0 if a.smoke else a.budget_min) * 60.0
+    if a.stop_at:
+        hh, mm = (int(v) for v in a.stop_at.split(":"))
+        now = time.gmtime()
+        left = (hh * 3600 + mm * 60) - (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)
+        if left <= 0:
+            sys.exit(f"error: --stop-at {a.stop_at} UTC is already past")
+        budget = min(budget, left)
     epoch0, elapsed0, it = 0, 0.0, 0
     ck = run / "last.pt"
     if a.resume and ck.exists():
@@ -587,7 +634,14 @@ def main() -> None:
         epoch0, elapsed0, it = st["epoch"], st["elapsed"], st["iter"]
         log(f"resumed from epoch {epoch0}, {elapsed0 / 60:.1f} min trained")
 
-    warm = 150
+    warm = 100
+    # adaptive threads: on an oversubscribed machine 1 thread can beat 2; probe both now and then
+    thread_opts = sorted({1, a.threads})
+    cur_threads = a.threads
+    times: dict[int, list[float]] = {n: [] for n in thread_opts}
+    probe_left = 0
+    if a.resume:
+        budget += elapsed0  # the budget counts only the time still left in this session
     t0 = time.time() - elapsed0
     epoch = epoch0
     stop = False
@@ -597,7 +651,7 @@ def main() -> None:
         sums = np.zeros(4)
         nb = 0
         te = time.time()
-        for x, tg in train.batches(a.batch):
+        for x, tg in train.batches(a.batch, TS):
             el = time.time() - t0
             if el > budget:
                 stop = True
@@ -608,16 +662,32 @@ def main() -> None:
                 lr *= (it + 1) / warm
             for g in opt.param_groups:
                 g["lr"] = lr
+            ti = time.time()
             out = model(normalize(x))
-            loss, parts = detection_loss(out, tg, points, lo, hi)
+            loss, parts = detection_loss(out, tg, tpoints, lo, hi)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             opt.step()
             ema.update(model)
             it += 1
+            times[cur_threads].append(time.time() - ti)
+            if len(thread_opts) > 1:
+                if probe_left > 0:
+                    probe_left -= 1
+                    if probe_left == 0:  # probe over: keep the faster setting (median of recent iterations)
+                        med = {n: float(np.median(v[-6:])) if v else 1e9 for n, v in times.items()}
+                        best_n = min(med, key=med.get)
+                        if best_n != cur_threads:
+                            cur_threads = best_n
+                            torch.set_num_threads(cur_threads)
+                        log(f"threads: median s/iter {med} -> using {cur_threads}")
+                elif it % 60 == 5:
+                    cur_threads = [n for n in thread_opts if n != cur_threads][0]
+                    torch.set_num_threads(cur_threads)
+                    probe_left = 5
             nb += 1
-            sums += np.array([float(loss), *parts])
+            sums += np.array([float(loss.detach()), *parts])
             if it % 20 == 0:
                 m = sums / max(nb, 1)
                 log(f"ep {epoch} it {it} loss {m[0]:.3f} (cls {m[1]:.3f} box {m[2]:.3f} ctr {m[3]:.3f}) lr {lr:.2e} "
@@ -629,6 +699,7 @@ def main() -> None:
         m = sums / max(nb, 1)
         log(f"epoch {epoch} done ({nb} batches, loss {m[0]:.3f}); checkpoint {ck}")
     train_min = (time.time() - t0) / 60
+    torch.set_num_threads(a.threads)
     log(f"training finished: {epoch} epochs ({it} iterations) in {train_min:.1f} min")
 
     # ---- evaluation with the EMA weights
@@ -659,7 +730,7 @@ def main() -> None:
         f"{onnx_info['max_abs_diff_vs_torch']:.2e} (scores {onnx_info['max_abs_diff_scores']:.2e}), "
         f"{onnx_info['ort_ms_per_image_b1_2threads']} ms/image")
     metrics = {
-        "model": a.model_out.name, "version": VERSION, "input_size": [S, S], "classes": CLASS_NAMES,
+        "model": a.model_out.name, "version": VERSION, "input_size": [S, S], "train_crop": TS, "classes": CLASS_NAMES,
         "run": a.name, "smoke_run": a.smoke, "epochs": epoch, "iterations": it, "batch": a.batch,
         "train_minutes": round(train_min, 1), "train_images_per_epoch": len(train),
         "data": {"synth_train": len(syn_tr[0]), "synth_val": len(syn_va[0]), "synth_test": len(syn_te[0]),
