@@ -90,6 +90,8 @@ pub(crate) struct VehicleActor {
     capture: CaptureTracker,
     pending_rates: Vec<(TelemetryMessage, f32)>,
     was_lost: bool,
+    /// When the last command finished: STATUSTEXTs up to then explained earlier commands.
+    last_command_done: Option<Instant>,
 }
 
 impl VehicleActor {
@@ -116,6 +118,7 @@ impl VehicleActor {
             capture: CaptureTracker::new(),
             pending_rates: Vec::new(),
             was_lost: false,
+            last_command_done: None,
         };
         tracker.spawn(actor.run(inbox_rx, req_rx, cancel));
         (handle, inbox_tx)
@@ -356,20 +359,14 @@ impl VehicleActor {
                 self.emit(VehicleEventKind::LinkRecovered);
             }
         }
-        let autopilot = self.state.autopilot;
-        if self.state.custom_mode != custom_mode
-            || self.state.mode_name.is_empty()
-            || self.state.link.packets_received == 1
-        {
+        if self.state.custom_mode != custom_mode {
+            let autopilot = self.state.autopilot;
             let mode = autopilot.decode_mode(custom_mode);
             let name = autopilot.mode_name(custom_mode);
-            let changed = self.state.custom_mode != custom_mode;
             self.state.custom_mode = custom_mode;
             self.state.mode = mode;
             self.state.mode_name.clone_from(&name);
-            if changed {
-                self.emit(VehicleEventKind::ModeChanged { mode, name });
-            }
+            self.emit(VehicleEventKind::ModeChanged { mode, name });
         }
         let armed = base_mode.contains(MavModeFlag::MAV_MODE_FLAG_SAFETY_ARMED);
         if armed != self.state.armed {
@@ -475,7 +472,12 @@ impl VehicleActor {
 
     fn recent_reason(&self, since: Instant) -> Option<String> {
         let cutoff = since.checked_sub(REASON_MAX_AGE).unwrap_or(since);
-        self.statustexts.iter().rev().find(|(t, _)| *t >= cutoff).map(|(_, text)| text.clone())
+        self.statustexts
+            .iter()
+            .rev()
+            .take_while(|(t, _)| self.last_command_done.is_none_or(|done| *t > done))
+            .find(|(t, _)| *t >= cutoff)
+            .map(|(_, text)| text.clone())
     }
 
     fn on_command_ack(&mut self, command: u16, result: u8, now: Instant) {
@@ -546,6 +548,7 @@ impl VehicleActor {
     }
 
     fn complete(&mut self, origin: Origin, result: Result<(), CommandError>, now: Instant) {
+        self.last_command_done = Some(now);
         match origin {
             Origin::Caller(reply) => {
                 // The caller may have stopped waiting; that is its choice.
@@ -694,4 +697,216 @@ fn interval_spec(message: TelemetryMessage, hz: f32) -> CommandSpec {
     #[allow(clippy::cast_precision_loss)]
     let id = message.message_id() as f32;
     CommandSpec { command: SET_MESSAGE_INTERVAL, params: [id, interval_us, 0.0, 0.0, 0.0, 0.0, 0.0], int: None }
+}
+
+#[cfg(test)]
+#[allow(deprecated)] // REQUEST_DATA_STREAM is what old ArduPilot needs.
+mod tests {
+    use mavlink::dialects::ardupilotmega::{
+        COMMAND_ACK_DATA, HEARTBEAT_DATA, MavCmd, MavResult, MavSeverity, MavType, STATUSTEXT_DATA,
+    };
+    use mavlink::types::CharArray;
+
+    use super::*;
+
+    struct Harness {
+        handle: VehicleHandle,
+        inbox: mpsc::Sender<Frame>,
+        link: mpsc::Receiver<Outgoing>,
+        events: broadcast::Receiver<VehicleEvent>,
+        seq: u8,
+        _tracker: TaskTracker,
+    }
+
+    fn config() -> VehicleConfig {
+        VehicleConfig { telemetry_rates: Vec::new(), ..VehicleConfig::default() }
+    }
+
+    fn harness(config: VehicleConfig) -> Harness {
+        let (link_tx, link) = mpsc::channel(64);
+        let (events_tx, events) = broadcast::channel(64);
+        let tracker = TaskTracker::new();
+        let init = VehicleInit {
+            system_id: 1,
+            component_id: 1,
+            gcs_system_id: 255,
+            autopilot: AutopilotKind::ArduPilot,
+            vehicle_type: VehicleType::Quadrotor,
+            config,
+            link: link_tx,
+            events: events_tx,
+        };
+        let (handle, inbox) = VehicleActor::spawn(init, &tracker, CancellationToken::new());
+        Harness { handle, inbox, link, events, seq: 0, _tracker: tracker }
+    }
+
+    impl Harness {
+        async fn feed(&mut self, message: MavMessage) {
+            self.seq = self.seq.wrapping_add(1);
+            let frame = Frame { system_id: 1, component_id: 1, sequence: self.seq, message };
+            self.inbox.send(frame).await.unwrap();
+        }
+
+        async fn sent(&mut self) -> MavMessage {
+            let out = tokio::time::timeout(Duration::from_secs(60), self.link.recv()).await.unwrap().unwrap();
+            assert_eq!(out.target_system, 1);
+            out.message
+        }
+
+        async fn event(&mut self, mut pred: impl FnMut(&VehicleEventKind) -> bool) -> VehicleEventKind {
+            loop {
+                let event = tokio::time::timeout(Duration::from_secs(60), self.events.recv()).await.unwrap().unwrap();
+                if pred(&event.kind) {
+                    return event.kind;
+                }
+            }
+        }
+    }
+
+    fn ack(command: MavCmd, result: MavResult) -> MavMessage {
+        MavMessage::COMMAND_ACK(COMMAND_ACK_DATA { command, result, target_system: 255, ..Default::default() })
+    }
+
+    fn statustext(text: &str) -> MavMessage {
+        let mut bytes = [0u8; 50];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        MavMessage::STATUSTEXT(STATUSTEXT_DATA {
+            severity: MavSeverity::MAV_SEVERITY_CRITICAL,
+            text: CharArray::new(bytes),
+            ..Default::default()
+        })
+    }
+
+    fn heartbeat(custom_mode: u32) -> MavMessage {
+        MavMessage::HEARTBEAT(HEARTBEAT_DATA {
+            custom_mode,
+            mavtype: MavType::MAV_TYPE_QUADROTOR,
+            autopilot: MavAutopilot::MAV_AUTOPILOT_ARDUPILOTMEGA,
+            base_mode: MavModeFlag::MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | MavModeFlag::MAV_MODE_FLAG_SAFETY_ARMED,
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unanswered_command_is_resent_with_rising_confirmation_then_times_out() {
+        let mut h = harness(config());
+        let handle = h.handle.clone();
+        let arm = tokio::spawn(async move { handle.arm().await });
+        for expected in 0..3u8 {
+            match h.sent().await {
+                MavMessage::COMMAND_LONG(c) => {
+                    assert_eq!(c.command, MavCmd::MAV_CMD_COMPONENT_ARM_DISARM);
+                    assert_eq!(c.confirmation, expected);
+                    assert_eq!(c.param1, 1.0);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        match arm.await.unwrap() {
+            Err(CommandError::Timeout { command: 400, attempts: 3, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_progress_waits_without_resending() {
+        let mut h = harness(config());
+        let handle = h.handle.clone();
+        let takeoff = tokio::spawn(async move { handle.command_long(22, [0.0; 7]).await });
+        assert!(matches!(h.sent().await, MavMessage::COMMAND_LONG(_)));
+        h.feed(ack(MavCmd::MAV_CMD_NAV_TAKEOFF, MavResult::MAV_RESULT_IN_PROGRESS)).await;
+        // Longer than the command timeout: an IN_PROGRESS command is not resent.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(h.link.try_recv().is_err());
+        h.feed(ack(MavCmd::MAV_CMD_NAV_TAKEOFF, MavResult::MAV_RESULT_ACCEPTED)).await;
+        assert!(takeoff.await.unwrap().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refusal_carries_the_statustext_sent_before_or_just_after_it() {
+        let mut h = harness(config());
+        let handle = h.handle.clone();
+        let arm = tokio::spawn(async move { handle.arm().await });
+        h.sent().await;
+        h.feed(statustext("PreArm: EKF attitude is bad")).await;
+        h.feed(ack(MavCmd::MAV_CMD_COMPONENT_ARM_DISARM, MavResult::MAV_RESULT_FAILED)).await;
+        match arm.await.unwrap() {
+            Err(CommandError::Refused { result: CommandResult::Failed, reason: Some(reason), .. }) => {
+                assert_eq!(reason, "PreArm: EKF attitude is bad");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The reason arriving just after the ACK (PX4 order) is still attached; the old text is not reused.
+        let handle = h.handle.clone();
+        let arm = tokio::spawn(async move { handle.arm().await });
+        h.sent().await;
+        h.feed(ack(MavCmd::MAV_CMD_COMPONENT_ARM_DISARM, MavResult::MAV_RESULT_DENIED)).await;
+        h.feed(statustext("Arm: Need Position Estimate")).await;
+        match arm.await.unwrap() {
+            Err(CommandError::Refused { result: CommandResult::Denied, reason: Some(reason), .. }) => {
+                assert_eq!(reason, "Arm: Need Position Estimate");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn link_lost_after_silence_and_recovered_on_heartbeat() {
+        let mut h = harness(config());
+        h.feed(heartbeat(5)).await;
+        let kind = h.event(|k| matches!(k, VehicleEventKind::LinkLost { .. })).await;
+        let VehicleEventKind::LinkLost { silent_for } = kind else { unreachable!() };
+        assert!(silent_for >= Duration::from_secs(5));
+        assert!(!h.handle.state().link.connected);
+        h.feed(heartbeat(3)).await;
+        h.event(|k| matches!(k, VehicleEventKind::LinkRecovered)).await;
+        let mut watch = h.handle.watch();
+        let state = watch.wait_for(|s| s.mode == crate::mode::FlightMode::Mission).await.unwrap().clone();
+        assert!(state.armed && state.link.connected);
+        assert_eq!(state.mode_name, "AUTO");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unacknowledged_set_message_interval_falls_back_to_data_streams() {
+        let mut h = harness(VehicleConfig::default());
+        match h.sent().await {
+            MavMessage::COMMAND_LONG(c) => assert_eq!(c.command, MavCmd::MAV_CMD_SET_MESSAGE_INTERVAL),
+            other => panic!("{other:?}"),
+        }
+        // Default rates span the EXTENDED_STATUS (2), POSITION (6), EXTRA1 (10) and EXTRA2 (11) groups.
+        let mut streams = Vec::new();
+        for _ in 0..4 {
+            let MavMessage::REQUEST_DATA_STREAM(d) = h.sent().await else { panic!("not a stream request") };
+            assert_eq!(d.start_stop, 1);
+            streams.push(d.req_stream_id as u8);
+        }
+        streams.sort_unstable();
+        assert_eq!(streams, vec![2, 6, 10, 11]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acknowledged_set_message_interval_requests_every_rate() {
+        let mut h = harness(VehicleConfig::default());
+        let expected = VehicleConfig::default().telemetry_rates.len();
+        for _ in 0..expected {
+            let MavMessage::COMMAND_LONG(c) = h.sent().await else { panic!("not a command") };
+            assert_eq!(c.command, MavCmd::MAV_CMD_SET_MESSAGE_INTERVAL);
+            h.feed(ack(MavCmd::MAV_CMD_SET_MESSAGE_INTERVAL, MavResult::MAV_RESULT_ACCEPTED)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(h.link.try_recv().is_err(), "no REQUEST_DATA_STREAM after an ACK");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sequence_gaps_count_as_loss() {
+        let h = harness(config());
+        for seq in [10u8, 11, 15, 16] {
+            let frame = Frame { system_id: 1, component_id: 1, sequence: seq, message: heartbeat(5) };
+            h.inbox.send(frame).await.unwrap();
+        }
+        let mut watch = h.handle.watch();
+        let state = watch.wait_for(|s| s.link.packets_received == 4).await.unwrap().clone();
+        assert_eq!(state.link.packets_lost, 3);
+        assert!((state.link.loss_ratio() - 3.0 / 7.0).abs() < 1e-12);
+    }
 }
