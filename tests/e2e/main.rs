@@ -1,4 +1,5 @@
 //! End-to-end tests.
 
+mod bridge_interop;
 mod console;
 mod sim_interop;
