@@ -2,4 +2,5 @@
 
 mod bridge_interop;
 mod console;
+mod fleet;
 mod sim_interop;
