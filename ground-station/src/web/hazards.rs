@@ -69,14 +69,7 @@ pub(crate) async fn export_csv(
     query: Result<Query<HazardFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let hazards = state.backend.hazards(filter_from(query)?).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"hazards.csv\""),
-        ],
-        to_csv(&hazards),
-    )
-        .into_response())
+    Ok(attachment("text/csv; charset=utf-8", "hazards.csv", to_csv(&hazards)))
 }
 
 /// The filtered hazards as a GeoJSON FeatureCollection of points (WGS84).
@@ -88,14 +81,14 @@ pub(crate) async fn export_geojson(
     query: Result<Query<HazardFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let hazards = state.backend.hazards(filter_from(query)?).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/geo+json"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"hazards.geojson\""),
-        ],
-        to_geojson(&hazards).to_string(),
-    )
-        .into_response())
+    Ok(attachment("application/geo+json", "hazards.geojson", to_geojson(&hazards).to_string()))
+}
+
+/// A download: `body` with its content type, saved by the browser as `file_name`.
+fn attachment(content_type: &'static str, file_name: &str, body: String) -> Response {
+    let disposition = format!("attachment; filename=\"{file_name}\"");
+    ([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response()
 }
 
 fn json_name<T: serde::Serialize>(value: &T) -> String {
