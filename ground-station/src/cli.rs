@@ -42,6 +42,11 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a whole simulated patrol: simulated drones, the ground station with the shipped model, MQTT events,
+    /// the web console, and a summary measured against the hazards planted in the demo world.
+    Demo(cmd::demo::DemoArgs),
+    /// Run the ground station: drone links, detector, hazard tracking, MQTT events, HTTP API and web console.
+    Serve(cmd::serve::ServeArgs),
     /// Plan a patrol over grid cells (one mission per sortie, GeoJSON, SVG, summary); `plan check` validates a
     /// mission file.
     Plan(Box<cmd::plan::PlanArgs>),
@@ -82,6 +87,8 @@ pub fn init_tracing(log: &LogArgs) {
 /// Whatever the subcommand reports; `main` prints it with its causes.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Plan(args) => cmd::plan::run(*args),
         Command::Sim(args) => cmd::sim::run(args),
         Command::Watch(args) => cmd::watch::run(args),

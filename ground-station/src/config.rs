@@ -107,6 +107,8 @@ pub struct RawConfig {
     pub drones: Vec<RawDrone>,
     /// `[gas_sensor]`.
     pub gas_sensor: RawGasSensor,
+    /// `[planner]`.
+    pub planner: RawPlanner,
     /// `[georef]`.
     pub georef: RawGeoref,
     /// `[tracking]`.
@@ -190,11 +192,25 @@ impl fmt::Debug for RawMqtt {
 }
 
 /// `[web]` as written.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWeb {
     /// HTTP listen address.
     pub listen: SocketAddr,
+    /// Public base URL; empty for `http://<listen>`.
+    pub public_url: String,
+    /// Bearer token of the frame push endpoint; unset turns it off.
+    pub push_token: Option<String>,
+}
+
+impl fmt::Debug for RawWeb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawWeb")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("push_token", &self.push_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// `[inference]` as written.
@@ -227,6 +243,42 @@ pub struct RawDrone {
     pub link: String,
     /// MAVLink 2 signing key file.
     pub signing_key_file: Option<PathBuf>,
+    /// MAVLink system id.
+    #[serde(default = "default_system_id")]
+    pub system_id: u8,
+    /// Camera profile of its photos.
+    pub camera: Option<PathBuf>,
+}
+
+fn default_system_id() -> u8 {
+    1
+}
+
+/// `[planner]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlanner {
+    /// No-fly zones GeoJSON; empty for none.
+    pub no_fly_zones: PathBuf,
+    /// Launch points GeoJSON; empty turns the planner off.
+    pub launch_points: PathBuf,
+    /// Camera TOML; empty turns the planner off.
+    pub camera: PathBuf,
+    /// Target ground sample distance, m/px.
+    pub gsd_m: f64,
+    /// Front overlap, fraction.
+    pub front_overlap: f64,
+    /// Side overlap, fraction.
+    pub side_overlap: f64,
+    /// Cruise speed, m/s.
+    pub cruise_speed_mps: f64,
+    /// Battery endurance.
+    #[serde(with = "humantime_serde")]
+    pub battery_endurance: Duration,
+    /// Battery reserve, fraction.
+    pub battery_reserve: f64,
+    /// Ceiling above ground, metres.
+    pub max_alt_m: f64,
 }
 
 /// `[gas_sensor]` as written.
@@ -342,6 +394,8 @@ pub struct Settings {
     pub drones: Vec<DroneSettings>,
     /// Gas sensor.
     pub gas_sensor: GasSensorSettings,
+    /// Patrol planner; `None` when no launch points or camera are configured.
+    pub planner: Option<PlannerSettings>,
     /// Georeferencing.
     pub georef: GeorefSettings,
     /// Hazard tracking and severity.
@@ -416,6 +470,10 @@ pub struct MqttSettings {
 pub struct WebSettings {
     /// Listen address.
     pub listen: SocketAddr,
+    /// Base of the evidence URLs in events, without a trailing `/`.
+    pub public_url: String,
+    /// Bearer token of `POST /api/frames`; `None` turns the endpoint off.
+    pub push_token: Option<Secret>,
 }
 
 /// `[inference]`, validated.
@@ -452,6 +510,35 @@ pub struct DroneSettings {
     pub link: String,
     /// MAVLink 2 signing key file.
     pub signing_key_file: Option<PathBuf>,
+    /// MAVLink system id on its link.
+    pub system_id: u8,
+    /// Camera profile of its photos (falls back to the planner's camera).
+    pub camera: Option<PathBuf>,
+}
+
+/// `[planner]`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannerSettings {
+    /// No-fly zones GeoJSON.
+    pub no_fly_zones: Option<PathBuf>,
+    /// Launch points GeoJSON.
+    pub launch_points: PathBuf,
+    /// Survey camera TOML.
+    pub camera: PathBuf,
+    /// Target ground sample distance, m/px.
+    pub gsd_m: f64,
+    /// Front overlap, fraction.
+    pub front_overlap: f64,
+    /// Side overlap, fraction.
+    pub side_overlap: f64,
+    /// Cruise speed, m/s.
+    pub cruise_speed_mps: f64,
+    /// Battery endurance.
+    pub battery_endurance: Duration,
+    /// Battery reserve, fraction.
+    pub battery_reserve: f64,
+    /// Ceiling above ground, metres.
+    pub max_alt_m: f64,
 }
 
 /// `[gas_sensor]`, validated.
@@ -620,13 +707,14 @@ fn child<'a>(slot: &'a mut toml::Value, segment: &str) -> Result<&'a mut toml::V
 fn deserialize_raw(mut tree: toml::Table, issues: &mut Vec<ConfigIssue>) -> Option<RawConfig> {
     let defaults: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap_or_default();
     let defaults_of = |name: &str| defaults.get(name).and_then(toml::Value::as_table);
-    const SECTIONS: [&str; 11] = [
+    const SECTIONS: [&str; 12] = [
         "station",
         "mqtt",
         "web",
         "inference",
         "drones",
         "gas_sensor",
+        "planner",
         "georef",
         "tracking",
         "severity",
@@ -663,6 +751,7 @@ fn deserialize_raw(mut tree: toml::Table, issues: &mut Vec<ConfigIssue>) -> Opti
     };
     let gas_sensor =
         section::<RawGasSensor>("gas_sensor", take_from(&mut tree, "gas_sensor"), defaults_of("gas_sensor"), issues);
+    let planner = section::<RawPlanner>("planner", take_from(&mut tree, "planner"), defaults_of("planner"), issues);
     let georef = section::<RawGeoref>("georef", take_from(&mut tree, "georef"), defaults_of("georef"), issues);
     let tracking =
         section::<RawTracking>("tracking", take_from(&mut tree, "tracking"), defaults_of("tracking"), issues);
@@ -678,6 +767,7 @@ fn deserialize_raw(mut tree: toml::Table, issues: &mut Vec<ConfigIssue>) -> Opti
         inference: inference?,
         drones: drones?,
         gas_sensor: gas_sensor?,
+        planner: planner?,
         georef: georef?,
         tracking: tracking?,
         severity: severity?,
@@ -866,6 +956,7 @@ fn validate(raw: RawConfig, issues: &mut Vec<ConfigIssue>) -> Settings {
     };
 
     let mut seen_ids = BTreeSet::new();
+    let mut seen_systems = BTreeSet::new();
     let mut drones = Vec::new();
     for (i, drone) in raw.drones.into_iter().enumerate() {
         c.identifier(&format!("drones[{i}].id"), &drone.id);
@@ -880,7 +971,30 @@ fn validate(raw: RawConfig, issues: &mut Vec<ConfigIssue>) -> Settings {
         if let Some(path) = &drone.signing_key_file {
             c.existing_file(&format!("drones[{i}].signing_key_file"), path);
         }
-        drones.push(DroneSettings { id: drone.id, link: drone.link, signing_key_file: drone.signing_key_file });
+        c.require(
+            (1..=254).contains(&drone.system_id),
+            format!("drones[{i}].system_id"),
+            "must be between 1 and 254 (255 is the ground station's own id)",
+        );
+        c.require(
+            seen_systems.insert((drone.link.clone(), drone.system_id)),
+            format!("drones[{i}].system_id"),
+            format!(
+                "system id {} on link `{}` is already taken by an earlier drone; give each drone on a shared link its \
+                 own system id",
+                drone.system_id, drone.link
+            ),
+        );
+        if let Some(path) = &drone.camera {
+            c.existing_file(&format!("drones[{i}].camera"), path);
+        }
+        drones.push(DroneSettings {
+            id: drone.id,
+            link: drone.link,
+            signing_key_file: drone.signing_key_file,
+            system_id: drone.system_id,
+            camera: drone.camera,
+        });
     }
 
     let name = &raw.gas_sensor.named_value;
@@ -896,6 +1010,8 @@ fn validate(raw: RawConfig, issues: &mut Vec<ConfigIssue>) -> Settings {
     );
     let gas_sensor =
         GasSensorSettings { named_value: raw.gas_sensor.named_value, threshold_ppm_m: raw.gas_sensor.threshold_ppm_m };
+
+    let planner = validate_planner(raw.planner, c);
 
     c.range("georef.attitude_error_deg", raw.georef.attitude_error_deg, 0.0, 45.0);
     c.range("georef.height_error_m", raw.georef.height_error_m, 0.0, 1000.0);
@@ -969,14 +1085,90 @@ fn validate(raw: RawConfig, issues: &mut Vec<ConfigIssue>) -> Settings {
     Settings {
         station,
         mqtt,
-        web: WebSettings { listen: raw.web.listen },
+        web: WebSettings {
+            public_url: public_url(&raw.web, c),
+            listen: raw.web.listen,
+            push_token: push_token(raw.web.push_token, c),
+        },
         inference,
         drones,
         gas_sensor,
+        planner,
         georef,
         tracker,
         district,
         storage,
+    }
+}
+
+fn public_url(raw: &RawWeb, c: &mut Check<'_>) -> String {
+    let url = raw.public_url.trim().trim_end_matches('/');
+    if url.is_empty() {
+        return format!("http://{}", raw.listen);
+    }
+    c.require(
+        url.starts_with("http://") || url.starts_with("https://"),
+        "web.public_url",
+        "must start with http:// or https://",
+    );
+    url.to_owned()
+}
+
+fn push_token(token: Option<String>, c: &mut Check<'_>) -> Option<Secret> {
+    let token = token.filter(|t| !t.is_empty())?;
+    c.require(
+        token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic()),
+        "web.push_token",
+        "must be at least 16 printable characters without spaces (e.g. `patrol keygen` output)",
+    );
+    Some(Secret::new(token))
+}
+
+fn validate_planner(raw: RawPlanner, c: &mut Check<'_>) -> Option<PlannerSettings> {
+    let optional_path = |path: PathBuf| (!path.as_os_str().is_empty()).then_some(path);
+    let no_fly_zones = optional_path(raw.no_fly_zones);
+    if let Some(path) = &no_fly_zones {
+        c.existing_file("planner.no_fly_zones", path);
+    }
+    c.range("planner.gsd_m", raw.gsd_m, 0.001, 1.0);
+    c.range("planner.front_overlap", raw.front_overlap, 0.0, 0.95);
+    c.range("planner.side_overlap", raw.side_overlap, 0.0, 0.95);
+    c.range("planner.cruise_speed_mps", raw.cruise_speed_mps, 0.5, 40.0);
+    c.range("planner.battery_reserve", raw.battery_reserve, 0.0, 0.9);
+    c.range("planner.max_alt_m", raw.max_alt_m, 5.0, 1000.0);
+    c.require(
+        raw.battery_endurance >= Duration::from_secs(60),
+        "planner.battery_endurance",
+        "must be at least 1 minute",
+    );
+    let launch_points = optional_path(raw.launch_points);
+    let camera = optional_path(raw.camera);
+    match (launch_points, camera) {
+        (Some(launch_points), Some(camera)) => {
+            c.existing_file("planner.launch_points", &launch_points);
+            c.existing_file("planner.camera", &camera);
+            Some(PlannerSettings {
+                no_fly_zones,
+                launch_points,
+                camera,
+                gsd_m: raw.gsd_m,
+                front_overlap: raw.front_overlap,
+                side_overlap: raw.side_overlap,
+                cruise_speed_mps: raw.cruise_speed_mps,
+                battery_endurance: raw.battery_endurance,
+                battery_reserve: raw.battery_reserve,
+                max_alt_m: raw.max_alt_m,
+            })
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            c.fail("planner.camera", "the planner needs a camera profile too (or remove planner.launch_points)");
+            None
+        }
+        (None, Some(_)) => {
+            c.fail("planner.launch_points", "the planner needs launch points too (or remove planner.camera)");
+            None
+        }
     }
 }
 

@@ -220,7 +220,7 @@ fn parse_cells(text: &str) -> Result<Vec<Cell>, DistrictError> {
     let fail = |index, message: String| DistrictError::Feature { what: what.to_owned(), index, message };
     let mut cells = Vec::new();
     for (index, feature) in collection(text, what)?.features.iter().enumerate() {
-        let id = text_property(feature, &["id", "cell_id", "name"])
+        let id = text_property(feature, &["grid_id", "id", "cell_id", "name"])
             .or_else(|| match &feature.id {
                 Some(geojson::feature::Id::String(s)) => Some(s.clone()),
                 Some(geojson::feature::Id::Number(n)) => Some(n.to_string()),

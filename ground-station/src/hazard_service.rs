@@ -54,10 +54,20 @@ pub struct ReviewRequest {
 type Reply<T> = oneshot::Sender<Result<T, HazardServiceError>>;
 
 enum Command {
-    Observe(Box<Observation>, Reply<Option<HazardEvent>>),
+    Observe(Box<Observation>, Reply<Observed>),
     MissionFinished { started_at: SystemTime, cells: Vec<String>, reply: Reply<Vec<HazardEvent>> },
     Review(ReviewRequest, SystemTime, Reply<ReviewEvent>),
     OpenHazards(Reply<Vec<Hazard>>),
+}
+
+/// What a sighting did: the hazard it now belongs to, and the event it caused, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The hazard the sighting was merged into (or that it started).
+    pub hazard_id: String,
+    /// The `new` or `update` event, already stored in the outbox; `None` when the sighting added nothing worth
+    /// an event.
+    pub event: Option<HazardEvent>,
 }
 
 /// Cloneable handle to the hazard service.
@@ -80,6 +90,14 @@ impl HazardHandle {
     /// # Errors
     /// [`HazardServiceError::Storage`] (rolled back) or [`HazardServiceError::Stopped`].
     pub async fn observe(&self, observation: Observation) -> Result<Option<HazardEvent>, HazardServiceError> {
+        Ok(self.observe_traced(observation).await?.event)
+    }
+
+    /// Like [`HazardHandle::observe`], also telling which hazard the sighting belongs to.
+    ///
+    /// # Errors
+    /// As [`HazardHandle::observe`].
+    pub async fn observe_traced(&self, observation: Observation) -> Result<Observed, HazardServiceError> {
         self.ask(|reply| Command::Observe(Box::new(observation), reply)).await
     }
 
@@ -169,7 +187,11 @@ impl Service {
         match command {
             Command::Observe(observation, reply) => {
                 let change = self.tracker.observe(*observation, self.district.as_ref());
-                let result = self.commit(before, vec![change], None).await.map(|events| events.into_iter().next());
+                let hazard_id = change.hazard.id.clone();
+                let result = self
+                    .commit(before, vec![change], None)
+                    .await
+                    .map(|events| Observed { hazard_id, event: events.into_iter().next() });
                 let _ = reply.send(result);
             }
             Command::MissionFinished { started_at, cells, reply } => {

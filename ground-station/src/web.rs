@@ -30,6 +30,7 @@ mod hazards;
 mod live;
 mod openapi;
 mod review;
+pub mod station_backend;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -143,17 +144,31 @@ pub fn router(state: AppState) -> Router {
 /// # Errors
 /// An accept error from the listener.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "Web console listening.");
+    }
+    let shutdown = state.shutdown.clone();
+    serve_router(listener, router(state.clone()), state, shutdown).await
+}
+
+/// Serves `app` (the console's [`router`] merged with other routes) until `shutdown` is cancelled, then drains
+/// the open requests. Logs how to create the first admin when none exists.
+///
+/// # Errors
+/// An accept error from the listener.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let auth = state.auth.clone();
     match blocking(move || auth.has_admin()).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!("{}", crate::auth::no_admin_hint(state.auth.database_path())),
         Err(error) => tracing::error!(%error, "Cannot read the user database."),
     }
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "Web console listening.");
-    }
-    let shutdown = state.shutdown.clone();
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

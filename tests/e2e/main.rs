@@ -2,5 +2,7 @@
 
 mod bridge_interop;
 mod console;
+mod daemon;
 mod fleet;
+mod patrol;
 mod sim_interop;

@@ -32,3 +32,200 @@ pub fn python() -> PathBuf {
 pub fn peer_script(name: &str) -> PathBuf {
     workspace_root().join("tests/peers").join(name)
 }
+
+/// Debian's Mosquitto, installed by `scripts/setup-test-deps.sh`.
+pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// A free TCP port on 127.0.0.1.
+///
+/// # Panics
+/// When the OS gives no port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A private Mosquitto on a free port, with persistence (a subscriber's session survives a restart). Stopped
+/// (killed) when dropped.
+#[derive(Debug)]
+pub struct Mosquitto {
+    child: Option<std::process::Child>,
+    /// Its port.
+    pub port: u16,
+    conf: PathBuf,
+}
+
+impl Mosquitto {
+    /// Writes a config under `dir` and starts the broker on `port`, waiting until it accepts connections.
+    ///
+    /// # Panics
+    /// When Mosquitto is missing (the message says which script installs it) or does not start.
+    pub fn start(dir: &std::path::Path, port: u16) -> Self {
+        assert!(
+            std::path::Path::new(MOSQUITTO).exists(),
+            "{MOSQUITTO} is missing: run scripts/setup-test-deps.sh (installs Debian's mosquitto)"
+        );
+        let conf = dir.join("mosquitto.conf");
+        let data = dir.join("mosquitto-data");
+        std::fs::create_dir_all(&data).expect("create the broker's data folder");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+                 log_dest none\n",
+                data.display()
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let mut broker = Self { child: None, port, conf };
+        broker.spawn();
+        broker
+    }
+
+    /// Starts the broker again after [`Mosquitto::stop`].
+    ///
+    /// # Panics
+    /// When it does not start within a minute.
+    pub fn spawn(&mut self) {
+        let child = std::process::Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "mosquitto did not start on port {}", self.port);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM (Mosquitto saves its persistence file) and waits for the exit.
+    ///
+    /// # Panics
+    /// When `kill` fails.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status =
+                std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+            assert!(status.success());
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A command-center subscriber with a persistent session (clean session off): forwards every payload of
+/// `topic` with its receive time. Keeps retrying while the broker is down.
+pub fn subscribe(
+    port: u16,
+    client_id: &str,
+    topic: &str,
+) -> (tokio::sync::mpsc::Receiver<(Vec<u8>, std::time::SystemTime)>, tokio::task::JoinHandle<()>) {
+    use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_clean_session(false);
+    options.set_keep_alive(std::time::Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    let (tx, rx) = tokio::sync::mpsc::channel(10_000);
+    let topic = topic.to_owned();
+    let task = tokio::spawn(async move {
+        let mut subscribed = false;
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    if !(subscribed && ack.session_present) {
+                        if client.subscribe(topic.clone(), QoS::AtLeastOnce).await.is_err() {
+                            return;
+                        }
+                        subscribed = true;
+                    }
+                }
+                Ok(Event::Incoming(Incoming::Publish(publish))) => {
+                    if tx.send((publish.payload.to_vec(), std::time::SystemTime::now())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// Returns once the subscriber behind `rx` receives on `topic`: publishes `{"event_id":"probe"}` until one
+/// arrives. Probes are told apart by their event id.
+///
+/// # Panics
+/// When no probe arrives within a minute.
+pub async fn wait_subscribed(
+    port: u16,
+    topic: &str,
+    rx: &mut tokio::sync::mpsc::Receiver<(Vec<u8>, std::time::SystemTime)>,
+) {
+    use rumqttc::{AsyncClient, MqttOptions, QoS};
+    let (client, mut eventloop) = AsyncClient::new(MqttOptions::new("probe", "127.0.0.1", port), 10);
+    let pump = tokio::spawn(async move {
+        loop {
+            if eventloop.poll().await.is_err() {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the subscriber never received a probe");
+        client.publish(topic, QoS::AtMostOnce, false, br#"{"event_id":"probe"}"#.to_vec()).await.expect("publish");
+        if let Ok(Some(_)) = tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
+            break;
+        }
+    }
+    pump.abort();
+}
+
+/// The `patrol` binary, built on demand (`cargo build -p ground-station --bin patrol`, a no-op when it is up to
+/// date) so that the process-level tests run the real daemon.
+///
+/// # Panics
+/// When the build fails.
+pub fn patrol_binary() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--locked", "-p", "ground-station", "--bin", "patrol"])
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build -p ground-station --bin patrol failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    target.join("debug").join("patrol")
+}
+
+/// One HTTP/1.1 request over a plain TCP connection; returns the status code and the body.
+///
+/// # Panics
+/// When the connection fails or the answer is not HTTP.
+pub fn http_request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).expect("timeout");
+    let request = format!("{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    stream.write_all(request.as_bytes()).expect("send");
+    stream.write_all(body).expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {text}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}

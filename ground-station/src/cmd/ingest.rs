@@ -9,12 +9,23 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use mission_planner::camera::CameraSpec;
 
-use crate::ingest::folder::{FrameRecord, FrameStatus, find_photos};
+use std::time::{Duration, SystemTime};
+
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::ingest::folder::{FrameRecord, FrameStatus, PoseRecord, find_photos};
+use crate::ingest::push::{CaptureMetadata, IntrinsicsPx, METADATA_HEADER};
 
 /// Arguments of `patrol ingest`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Exit status: 0 when every photo has a capture pose, 1 otherwise (the manifest is still \
-written with the reason for each photo).\n\nExample: patrol ingest /media/sd/DCIM --drone m30-1 --out flight-12.jsonl")]
+written with the reason for each photo, and with --push when a photo was refused).\n\nExamples:\n  \
+patrol ingest /media/sd/DCIM --drone m30-1 --out flight-12.jsonl\n  \
+PATROL_PUSH_TOKEN=... patrol ingest /media/sd/DCIM --drone m30-1 --push http://127.0.0.1:8080\n\n\
+With --push every photo with a pose goes to the running ground station (`patrol serve`, POST /api/frames),\n\
+which detects, georeferences and reports hazards exactly as for live photos.")]
 pub struct IngestArgs {
     /// Folder to search, recursively, for JPEG photos (e.g. the DCIM folder of the drone's SD card).
     pub folder: PathBuf,
@@ -28,6 +39,12 @@ pub struct IngestArgs {
     /// Where to write the manifest: one JSON frame record per line (path, status, pose, metadata or error).
     #[arg(long, value_name = "MANIFEST.jsonl", default_value = "manifest.jsonl")]
     pub out: PathBuf,
+    /// Send each photo with a pose to this ground station (`http://HOST:PORT`) for detection.
+    #[arg(long, value_name = "URL")]
+    pub push: Option<String>,
+    /// The station's push token (`web.push_token`).
+    #[arg(long, env = "PATROL_PUSH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Counts of what became of the photos.
@@ -36,6 +53,7 @@ struct Summary {
     posed: usize,
     no_pose: usize,
     unreadable: usize,
+    refused: usize,
 }
 
 /// Runs `patrol ingest`.
@@ -45,6 +63,10 @@ struct Summary {
 /// Problems with single photos are reported and the walk goes on.
 pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let camera = args.camera.as_deref().map(load_camera).transpose()?;
+    let pusher = match &args.push {
+        Some(url) => Some(Pusher::new(url, args.token.clone())?),
+        None => None,
+    };
     let scan = find_photos(&args.folder)?;
     for (path, error) in &scan.unreadable {
         eprintln!("warning: skipped {}: {error}", path.display());
@@ -62,7 +84,15 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut summary = Summary::default();
     for path in &scan.photos {
         bar.set_message(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        let record = FrameRecord::from_photo(&args.drone_id, path, std::fs::read(path), camera.as_ref());
+        let bytes = std::fs::read(path);
+        let jpeg = bytes.as_ref().ok().filter(|_| pusher.is_some()).cloned();
+        let record = FrameRecord::from_photo(&args.drone_id, path, bytes, camera.as_ref());
+        if let (Some(pusher), Some(jpeg), Some(pose)) = (&pusher, jpeg, &record.pose) {
+            if let Err(error) = pusher.push(&record, pose, jpeg) {
+                summary.refused += 1;
+                bar.println(format!("refused {}: {error:#}", path.display()));
+            }
+        }
         // A hidden bar (stderr not a terminal) drops `println`, so print the summary line directly.
         if bar.is_hidden() {
             println!("{}", describe(&record));
@@ -88,7 +118,81 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         summary.unreadable,
         args.out.display()
     );
-    Ok(if summary.no_pose == 0 && summary.unreadable == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    if let Some(url) = &args.push {
+        println!("{} sent to {url} for detection, {} refused.", summary.posed - summary.refused, summary.refused);
+    }
+    let clean = summary.no_pose == 0 && summary.unreadable == 0 && summary.refused == 0;
+    Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Sends photos to a running station's `POST /api/frames`, waiting while it says it is busy.
+struct Pusher {
+    runtime: tokio::runtime::Runtime,
+    uri: hyper::Uri,
+    token: String,
+}
+
+impl Pusher {
+    fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
+        let token = token.context("--push needs the station's push token: --token or PATROL_PUSH_TOKEN")?;
+        let base = url.trim_end_matches('/');
+        if !base.starts_with("http://") {
+            anyhow::bail!("--push takes an http:// URL, e.g. http://127.0.0.1:8080, not {url:?}");
+        }
+        let uri: hyper::Uri = format!("{base}/api/frames").parse().with_context(|| format!("--push {url:?}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Self { runtime, uri, token })
+    }
+
+    fn push(&self, record: &FrameRecord, pose: &PoseRecord, jpeg: Vec<u8>) -> anyhow::Result<()> {
+        let taken = record
+            .capture_time_unix_ms
+            .map_or_else(SystemTime::now, |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let metadata = CaptureMetadata {
+            drone_id: record.drone_id.clone(),
+            capture_time: taken,
+            image_index: None,
+            lat_deg: pose.lat_deg,
+            lon_deg: pose.lon_deg,
+            relative_alt_m: pose.relative_alt_m,
+            attitude: None,
+            quaternion: Some(pose.camera_quaternion),
+            gimbal: None,
+            intrinsics: Some(IntrinsicsPx {
+                width_px: pose.intrinsics.width_px.round() as u32,
+                height_px: pose.intrinsics.height_px.round() as u32,
+                fx_px: pose.intrinsics.fx_px,
+                fy_px: pose.intrinsics.fy_px,
+                cx_px: Some(pose.intrinsics.cx_px),
+                cy_px: Some(pose.intrinsics.cy_px),
+            }),
+            camera: None,
+        };
+        let metadata = serde_json::to_string(&metadata).context("encoding the capture metadata")?;
+        self.runtime.block_on(async {
+            let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+            let body = bytes::Bytes::from(jpeg);
+            for _ in 0..120 {
+                let request = hyper::Request::post(self.uri.clone())
+                    .header("authorization", format!("Bearer {}", self.token))
+                    .header("content-type", "image/jpeg")
+                    .header(METADATA_HEADER, metadata.as_str())
+                    .body(Full::new(body.clone()))
+                    .context("building the request")?;
+                let response = client.request(request).await.with_context(|| format!("sending to {}", self.uri))?;
+                let status = response.status();
+                let text = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                match status.as_u16() {
+                    202 => return Ok(()),
+                    // The detector is behind: the photo is not perishable, so wait and send it again.
+                    503 => tokio::time::sleep(Duration::from_secs(1)).await,
+                    _ => anyhow::bail!("HTTP {status}: {}", String::from_utf8_lossy(&text)),
+                }
+            }
+            anyhow::bail!("the station stayed busy for two minutes")
+        })
+    }
 }
 
 fn load_camera(path: &Path) -> anyhow::Result<CameraSpec> {
@@ -121,7 +225,14 @@ mod tests {
     use crate::ingest::fixture::{PhotoSpec, photo};
 
     fn args(folder: &Path, out: &Path, camera: Option<PathBuf>) -> IngestArgs {
-        IngestArgs { folder: folder.to_path_buf(), drone_id: "m30-1".into(), camera, out: out.to_path_buf() }
+        IngestArgs {
+            folder: folder.to_path_buf(),
+            drone_id: "m30-1".into(),
+            camera,
+            out: out.to_path_buf(),
+            push: None,
+            token: None,
+        }
     }
 
     #[test]

@@ -1,0 +1,207 @@
+//! The `patrol serve` daemon as a process: frames pushed over HTTP become hazard events in the outbox while the
+//! broker is down; the daemon is killed with SIGKILL; after a restart (and the broker coming up) every stored
+//! event arrives, in order, and the same hazards seen again are not re-issued under new ids. SIGTERM then stops
+//! it cleanly.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e::{Mosquitto, free_port, http_request, patrol_binary, subscribe, wait_subscribed, workspace_root};
+use ground_station::hazard::{HazardEvent, HazardEventType};
+
+const TOKEN: &str = "crash-test-token-0123456789";
+
+fn write_config(dir: &Path, broker_port: u16, web: SocketAddr, udp: u16) -> std::path::PathBuf {
+    let root = workspace_root();
+    let path = dir.join("ground-station.toml");
+    let text = format!(
+        r#"
+[station]
+id = "crash"
+data_dir = "{data}"
+
+[mqtt]
+broker = "external"
+host = "127.0.0.1"
+port = {broker_port}
+
+[web]
+listen = "{web}"
+push_token = "{TOKEN}"
+
+[inference]
+model = "{model}"
+
+[[drones]]
+id = "drone-1"
+link = "udpin:127.0.0.1:{udp}"
+camera = "{camera}"
+
+[district]
+cells = "{cells}"
+"#,
+        data = dir.join("station").display(),
+        model = root.join("models/patrol-hazard.onnx").display(),
+        camera = root.join("data/demo-world/camera.toml").display(),
+        cells = root.join("data/sample-district/cells.geojson").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start_daemon(config: &Path, log: &Path, web: SocketAddr) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(patrol_binary())
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::net::TcpStream::connect_timeout(&web, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "the daemon's web port never opened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child
+}
+
+/// Pushes each fixture photo as if taken at its own spot, 200 m apart (so they are distinct hazards).
+fn push_photos() -> usize {
+    let images = workspace_root().join("inference/tests/fixtures/images");
+    let files =
+        ["synth_1_fire_rooftop_addon_smoke_steel_shed.jpg", "synth_2_fire_gas_cylinder_rooftop_addon_steel_shed.jpg"];
+    for (i, file) in files.iter().enumerate() {
+        let jpeg = std::fs::read(images.join(file)).unwrap();
+        #[allow(clippy::cast_precision_loss)]
+        let metadata = serde_json::json!({
+            "drone_id": "drone-1",
+            "capture_time": "2026-11-27T08:00:00Z",
+            "lat_deg": 22.5410 + 0.002 * i as f64,
+            "lon_deg": 113.8810,
+            "relative_alt_m": 25.0,
+            "attitude": {"roll_deg": 0.0, "pitch_deg": 0.0, "yaw_deg": 0.0},
+            "intrinsics": {"width_px": 320, "height_px": 320, "fx_px": 400.0, "fy_px": 400.0},
+        });
+        let head = format!(
+            "POST /api/frames HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: image/jpeg\r\nX-Capture-Metadata: {metadata}"
+        );
+        let (status, body) = http_request(web_addr(), &head, &jpeg);
+        assert_eq!(status, 202, "push refused: {body}");
+    }
+    files.len()
+}
+
+static WEB: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
+
+fn web_addr() -> SocketAddr {
+    *WEB.get().unwrap()
+}
+
+/// The hazard events waiting in the outbox, in publish order.
+fn outbox_events(db: &Path) -> Vec<HazardEvent> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT topic, payload FROM outbox ORDER BY id").unwrap();
+    let rows = stmt
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
+    rows.into_iter()
+        .filter(|(topic, _)| topic == "patrol/hazards")
+        .map(|(_, payload)| serde_json::from_slice(&payload).unwrap())
+        .collect()
+}
+
+/// Waits until the outbox holds hazard events and stops growing (the pushed frames are through the detector).
+fn settled_outbox(db: &Path) -> Vec<HazardEvent> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = (0, Instant::now());
+    loop {
+        assert!(Instant::now() < deadline, "no hazard event reached the outbox");
+        let events = if db.exists() { outbox_events(db) } else { Vec::new() };
+        if events.len() != last.0 {
+            last = (events.len(), Instant::now());
+        } else if !events.is_empty() && last.1.elapsed() > Duration::from_secs(5) {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stored_before_a_sigkill_arrive_after_the_restart_and_hazards_keep_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let web = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    WEB.set(web).unwrap();
+    let config = write_config(dir.path(), broker_port, web, free_port());
+    let log = dir.path().join("daemon.log");
+    let db = dir.path().join("station/patrol.sqlite");
+
+    // Run 1: no broker. The events wait in the outbox; then SIGKILL.
+    let mut daemon = start_daemon(&config, &log, web);
+    let pushed = push_photos();
+    let stored = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || settled_outbox(&db)
+    })
+    .await
+    .unwrap();
+    daemon.kill().unwrap(); // SIGKILL
+    daemon.wait().unwrap();
+    let news: BTreeSet<String> =
+        stored.iter().filter(|e| e.event_type == HazardEventType::New).map(|e| e.after.id.clone()).collect();
+    assert!(!news.is_empty(), "{pushed} photos with hazards gave no `new` event");
+    let stored_ids: Vec<String> = stored.iter().map(|e| e.event_id.clone()).collect();
+
+    // Run 2: the broker is up, a command center subscribed; the restarted daemon sends what was stored.
+    let _broker = Mosquitto::start(dir.path(), broker_port);
+    let (mut rx, subscriber) = subscribe(broker_port, "command-center", "patrol/hazards");
+    wait_subscribed(broker_port, "patrol/hazards", &mut rx).await;
+    let mut daemon = start_daemon(&config, &log, web);
+    let mut received: Vec<HazardEvent> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while received.len() < stored_ids.len() {
+        let (payload, _) = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {} stored events arrived", received.len(), stored_ids.len()))
+            .unwrap();
+        let Ok(event) = serde_json::from_slice::<HazardEvent>(&payload) else { continue };
+        if !received.iter().any(|e| e.event_id == event.event_id) {
+            received.push(event);
+        }
+    }
+    let received_ids: Vec<String> = received.iter().map(|e| e.event_id.clone()).collect();
+    assert_eq!(received_ids, stored_ids, "every stored event, in order");
+
+    // The same hazards seen again: merged into the resumed ones, never a `new` under another id.
+    push_photos();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    while let Ok((payload, _)) = rx.try_recv() {
+        let Ok(event) = serde_json::from_slice::<HazardEvent>(&payload) else { continue };
+        if stored_ids.contains(&event.event_id) {
+            continue; // a repeat of a stored event (at-least-once delivery)
+        }
+        assert_ne!(event.event_type, HazardEventType::New, "a hazard seen again came as `new`: {}", event.after.id);
+        assert!(news.contains(&event.after.id), "hazard {} re-issued under a new id after the restart", event.after.id);
+    }
+    subscriber.abort();
+
+    // SIGTERM: a clean stop.
+    let status = Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = daemon.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+}

@@ -1,0 +1,82 @@
+//! Issue 5's end-to-end test: a whole simulated patrol against a private Mosquitto. Two simulated drones (one
+//! ArduPilot, one PX4) fly the planned sorties over the demo world at a speed-up; their cameras render the
+//! painted town (hazards planted at known places) and serve the photos; the ground station downloads, detects
+//! with the shipped model, georeferences, tracks and publishes. A separate subscriber, like a command center,
+//! must get exactly one `new` per planted hazard, with the right kind and grid cell, within 5 m, and nothing
+//! in the empty quadrant. In the middle of the patrol the broker is stopped for 15 s and started again: every
+//! event still arrives, in order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use e2e::{Mosquitto, free_port, subscribe, wait_subscribed, workspace_root};
+use ground_station::demo::{self, DemoOptions};
+use ground_station::hazard::{HazardEvent, HazardEventType};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_simulated_patrol_publishes_one_new_event_per_planted_hazard() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut broker = Mosquitto::start(dir.path(), port);
+    let (mut rx, subscriber) = subscribe(port, "command-center", "patrol/hazards");
+    wait_subscribed(port, "patrol/hazards", &mut rx).await;
+    // A broker outage in the middle of the patrol (it takes minutes): down 15 s, then back.
+    let outage = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        broker.stop();
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        broker.spawn();
+        broker
+    });
+
+    let options = DemoOptions {
+        data_dir: workspace_root().join("data"),
+        work_dir: dir.path().join("station"),
+        drones: 2,
+        speedup: 4.0,
+        broker: Some(("127.0.0.1".into(), port)),
+        web: None,
+        cells: Vec::new(),
+        time_limit: Duration::from_secs(20 * 60),
+        progress: false,
+        model: None,
+    };
+    let summary = demo::run(options, |_| {}).await.unwrap();
+    println!("{}", summary.report());
+    let _broker = outage.await.unwrap();
+
+    // The command center's own view, de-duplicated by event id, in arrival order.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut events = BTreeMap::new();
+    let mut arrival = Vec::new();
+    while let Ok((payload, _)) = rx.try_recv() {
+        let Ok(event) = serde_json::from_slice::<HazardEvent>(&payload) else { continue };
+        if !events.contains_key(&event.event_id) {
+            arrival.push(event_number(&event.event_id));
+        }
+        events.insert(event.event_id.clone(), event);
+    }
+    subscriber.abort();
+    assert!(arrival.windows(2).all(|w| w[0] < w[1]), "events out of order: {arrival:?}");
+    assert_eq!(events.len(), summary.events_total, "the command center got every event the station published");
+    let news: Vec<&HazardEvent> = events.values().filter(|e| e.event_type == HazardEventType::New).collect();
+
+    assert_eq!(summary.sorties_completed, summary.sorties_planned, "every sortie flown to the end");
+    assert_eq!(summary.photos_dropped, 0, "the detector kept up at this speed-up");
+    for planted in &summary.planted {
+        let id = planted.hazard_id.as_deref().unwrap_or_else(|| panic!("{} not found", planted.id));
+        let error = planted.error_m.unwrap();
+        assert!(error < 5.0, "{} found {error:.1} m off", planted.id);
+        assert_eq!(planted.grid_cell, planted.true_cell, "{} in the wrong cell", planted.id);
+        let new_for_it = news.iter().filter(|e| e.after.id == id).count();
+        assert_eq!(new_for_it, 1, "{}: exactly one `new` event for its hazard {id}", planted.id);
+    }
+    let matched: BTreeSet<&str> = summary.planted.iter().filter_map(|p| p.hazard_id.as_deref()).collect();
+    assert_eq!(news.len(), matched.len(), "no `new` event beyond the planted hazards: {:?}", summary.false_alarms);
+    assert!(summary.false_alarms.iter().all(|f| !f.in_empty_area), "events in the empty cells");
+}
+
+/// `<station>:e:<n>` -> n.
+fn event_number(event_id: &str) -> u64 {
+    event_id.rsplit(':').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bad event id {event_id}"))
+}
