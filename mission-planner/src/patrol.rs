@@ -6,13 +6,25 @@
 //!    is swept ([`crate::coverage::sweep`]); a cell that cannot be covered is reported in
 //!    [`PatrolPlan::uncovered`] with the reason;
 //! 2. cells go to their nearest launch point, and drones to launch points in proportion to the work;
-//! 3. per launch point the cells are ordered (nearest neighbour, then 2-opt) and each cell's entry corner is
-//!    the one nearest to where the drone comes from;
-//! 4. the passes are packed into sorties greedily: a pass joins the current sortie if the transit to it, the
-//!    pass and the routed flight home still fit the battery budget; a pass too long for a fresh sortie is
-//!    split; every transit leg is routed on the visibility graph ([`Airspace`]);
-//! 5. sorties go to the launch point's drones longest first, each to the drone that finishes first
-//!    (with [`PatrolRequest::battery_swap_s`] between sorties).
+//! 3. per launch point the cells are ordered by priority band, then by nearest neighbour and 2-opt within each
+//!    band (below), and each cell's entry corner is the one nearest to where the drone comes from;
+//! 4. the passes are packed into sorties greedily in that order: a pass joins the current sortie if the transit
+//!    to it, the pass and the routed flight home still fit the battery budget; a pass too long for a fresh
+//!    sortie is split; every transit leg is routed on the visibility graph ([`Airspace`]);
+//! 5. balancing across launch points ([`PatrolRequest::balance_launch_points`]): while the launch point whose
+//!    drones land last can hand one of its cells to another launch point with drones so that the plan's finish
+//!    (the latest landing of any drone) drops, the move that drops it most is made and both launch points are
+//!    planned again with steps 3 and 4. The cells tried are the ones the receiving launch point reaches with the
+//!    least detour (the boundary between the two groups, up to 3 per launch point); a move that would leave more
+//!    passes beyond battery range is never made, and at most 256 cells move, so planning time stays bounded;
+//! 6. sorties go to the launch point's drones longest first, each to the drone that finishes first
+//!    (with [`PatrolRequest::battery_swap_s`] between sorties); every drone flies its sorties in packing order.
+//!
+//! Priority: a cell's [`GridCell::priority`] (higher is more urgent; a cell without one counts as 0) sets its
+//! band. Within one launch point all cells of a higher band are packed before any cell of a lower band, so a
+//! drone never flies a lower-priority cell in an earlier sortie than a higher-priority cell of its launch point.
+//! This costs some extra transit when the bands are spread over the area; it does not order cells across
+//! launch points, whose drones fly at the same time.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -84,12 +96,15 @@ pub struct PatrolRequest {
     pub trigger: TriggerMode,
     /// Time on the ground between two sorties of one drone (battery swap), seconds.
     pub battery_swap_s: f64,
+    /// Move cells between launch points to balance when the drones are done (module doc, step 5); `false`
+    /// keeps every cell with its nearest launch point.
+    pub balance_launch_points: bool,
 }
 
 impl PatrolRequest {
     /// A request with the usual defaults: 75 % front and 70 % side overlap, [`FlightModel::default`],
     /// [`Battery::default`], ceiling 120 m, floor 10 m, 10 m zone margin, 5 m turnarounds, distance
-    /// triggering and 3 minutes per battery swap.
+    /// triggering, 3 minutes per battery swap and balancing across launch points.
     pub fn new(
         cells: Vec<GridCell>,
         launch_points: Vec<LaunchPoint>,
@@ -114,6 +129,7 @@ impl PatrolRequest {
             turnaround_m: 5.0,
             trigger: TriggerMode::Distance,
             battery_swap_s: 180.0,
+            balance_launch_points: true,
         }
     }
 
@@ -541,10 +557,11 @@ pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
             groups[l].push(w);
         }
     }
+    let planner = GroupPlanner::new(req, &frame, &airspace, &survey, &works, &launches);
     let work_estimate = |l: usize, ws: &[usize]| -> f64 {
         ws.iter()
             .map(|&w| {
-                let passes = works[w].sweep.passes(EntryCorner::ALL[0], &airspace);
+                let passes = &planner.corner_passes[w][0];
                 passes.iter().map(Pass::length_m).sum::<f64>() + distance(launches[l], works[w].centroid) * 0.2
             })
             .sum()
@@ -580,80 +597,26 @@ pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
     }
     order.sort_unstable();
 
-    let budget_s = req.battery.budget_s() - 5.0;
+    let mut group_plans: Vec<GroupPlan> =
+        (0..launches.len()).map(|l| planner.plan(l, &groups[l], drone_count[l])).collect();
+    if req.balance_launch_points {
+        planner.balance(&order, &drone_count, &mut groups, &mut group_plans);
+    }
+
     let mut sorties = Vec::new();
     let mut drones = Vec::new();
     let mut next_drone = 1;
     let mut beyond_range: Vec<usize> = Vec::new();
     for &l in &order {
-        groups[l].sort_unstable();
-        let ordered = order_cells(launches[l], &groups[l].iter().map(|&w| works[w].centroid).collect::<Vec<_>>());
-        let cell_order: Vec<usize> = ordered.iter().map(|&i| groups[l][i]).collect();
-        let mut queue: VecDeque<(usize, Pass)> = VecDeque::new();
-        let mut pos = launches[l];
-        for (k, &w) in cell_order.iter().enumerate() {
-            let next = cell_order.get(k + 1).map_or(launches[l], |&n| works[n].centroid);
-            let best = EntryCorner::ALL
-                .iter()
-                .map(|corner| works[w].sweep.passes(*corner, &airspace))
-                .filter(|p| !p.is_empty())
-                .min_by(|a, b| {
-                    let cost = |p: &[Pass]| distance(pos, p[0].entry) + distance(p[p.len() - 1].exit, next);
-                    cost(a).total_cmp(&cost(b))
-                });
-            if let Some(passes) = best {
-                pos = passes[passes.len() - 1].exit;
-                queue.extend(passes.into_iter().map(|p| (works[w].index, p)));
-            }
-        }
-        let ctx = SortieContext {
-            req,
-            frame: &frame,
-            airspace: &airspace,
-            survey: &survey,
-            launch: launches[l],
-            home_routes: airspace.routes_to(launches[l]),
-            budget_s,
-        };
-        let mut beyond = Vec::new();
-        let mut packed = ctx.pack(queue.clone(), &mut beyond);
-        // Balance the finish time: when the sorties do not divide evenly between the launch point's drones
-        // (one sortie for two drones, say), pack again into smaller sorties and keep that if all drones are
-        // done sooner and nothing more is left out.
-        let drones_here = drone_count[l];
-        if drones_here > 1 && !packed.len().is_multiple_of(drones_here) {
-            let times: Vec<f64> = packed.iter().map(|s| s.time_s).collect();
-            let wanted = packed.len().div_ceil(drones_here) * drones_here;
-            #[allow(clippy::cast_precision_loss)]
-            let mut low = times.iter().sum::<f64>() / wanted as f64;
-            let mut high = budget_s;
-            let (_, mut best_finish) = longest_first(&times, drones_here, req.battery_swap_s);
-            // Bisect the smallest sortie budget that still gives at most `wanted` sorties.
-            for _ in 0..8 {
-                let target = (low + high) / 2.0;
-                let smaller = SortieContext { budget_s: target, ..ctx.clone() };
-                let mut beyond_smaller = Vec::new();
-                let repacked = smaller.pack(queue.clone(), &mut beyond_smaller);
-                if repacked.len() <= wanted && beyond_smaller.len() <= beyond.len() {
-                    high = target;
-                    let new_times: Vec<f64> = repacked.iter().map(|s| s.time_s).collect();
-                    let (_, finish) = longest_first(&new_times, drones_here, req.battery_swap_s);
-                    if finish < best_finish {
-                        best_finish = finish;
-                        packed = repacked;
-                        beyond = beyond_smaller;
-                    }
-                } else {
-                    low = target;
-                }
-            }
-        }
-        beyond_range.extend(beyond);
+        let group = std::mem::replace(&mut group_plans[l], GroupPlan::empty());
+        beyond_range.extend(group.beyond);
+        let ctx = planner.context(l, planner.budget_s);
         let first_sortie = sorties.len();
-        for s in packed {
+        for s in group.sorties {
             sorties.push(ctx.build(s, &req.launch_points[l], trigger_interval_s));
         }
-        // Longest sortie first to the drone that is free first.
+        // Longest sortie first to the drone that is free first; each drone then flies its sorties in packing
+        // order, so the sorties with the higher-priority cells come first.
         let ids: Vec<usize> = (next_drone..next_drone + drone_count[l]).collect();
         next_drone += drone_count[l];
         let times: Vec<f64> = sorties[first_sortie..].iter().map(|s| s.flight_time_s).collect();
@@ -697,6 +660,213 @@ pub fn plan_patrol(req: &PatrolRequest) -> Result<PatrolPlan, PlanError> {
     }
     drones.sort_by_key(|d| d.drone);
     Ok(PatrolPlan { frame, survey, trigger: req.trigger, trigger_interval_s, sorties, drones, covered, uncovered })
+}
+
+/// At most this many cells move between launch points while balancing (each move must lower the finish time,
+/// so this only bounds the planning time on very large areas).
+const MAX_BALANCE_MOVES: usize = 256;
+
+/// How many boundary cells of the latest launch point are tried per receiving launch point, nearest first,
+/// before balancing stops.
+const BOUNDARY_CANDIDATES: usize = 3;
+
+/// One launch point's sorties before they become missions.
+struct GroupPlan {
+    sorties: Vec<OpenSortie>,
+    /// Cells (indices into the request's cells) with a pass too far for one battery, once per such pass.
+    beyond: Vec<usize>,
+    /// When the launch point's last drone lands (packed flight times, longest first), seconds.
+    finish_s: f64,
+}
+
+impl GroupPlan {
+    fn empty() -> Self {
+        Self { sorties: Vec::new(), beyond: Vec::new(), finish_s: 0.0 }
+    }
+}
+
+/// Plans the sorties of one launch point's cells: used for the first plan and for every balancing trial.
+struct GroupPlanner<'a> {
+    req: &'a PatrolRequest,
+    frame: &'a LocalFrame,
+    airspace: &'a Airspace,
+    survey: &'a SurveyGeometry,
+    works: &'a [CellWork],
+    launches: &'a [Coord<f64>],
+    /// Each cell's passes from each of the [`EntryCorner::ALL`], computed once.
+    corner_passes: Vec<Vec<Vec<Pass>>>,
+    /// Routes home to each launch point.
+    home_routes: Vec<RoutesTo>,
+    /// Flight time a sortie may use, seconds (the battery budget less a small safety margin).
+    budget_s: f64,
+}
+
+impl<'a> GroupPlanner<'a> {
+    fn new(
+        req: &'a PatrolRequest,
+        frame: &'a LocalFrame,
+        airspace: &'a Airspace,
+        survey: &'a SurveyGeometry,
+        works: &'a [CellWork],
+        launches: &'a [Coord<f64>],
+    ) -> Self {
+        let corner_passes = works
+            .iter()
+            .map(|w| EntryCorner::ALL.iter().map(|corner| w.sweep.passes(*corner, airspace)).collect())
+            .collect();
+        let home_routes = launches.iter().map(|l| airspace.routes_to(*l)).collect();
+        Self {
+            req,
+            frame,
+            airspace,
+            survey,
+            works,
+            launches,
+            corner_passes,
+            home_routes,
+            budget_s: req.battery.budget_s() - 5.0,
+        }
+    }
+
+    fn context(&self, launch: usize, budget_s: f64) -> SortieContext<'_> {
+        SortieContext {
+            req: self.req,
+            frame: self.frame,
+            airspace: self.airspace,
+            survey: self.survey,
+            launch: self.launches[launch],
+            home_routes: &self.home_routes[launch],
+            budget_s,
+        }
+    }
+
+    /// Orders the cells `group` (indices into the works) of launch point `launch`, packs their passes into
+    /// sorties and estimates when its `drones` drones are done.
+    fn plan(&self, launch: usize, group: &[usize], drones: usize) -> GroupPlan {
+        let mut group = group.to_vec();
+        group.sort_unstable();
+        let keyed: Vec<(i64, Coord<f64>)> = group
+            .iter()
+            .map(|&w| (self.req.cells[self.works[w].index].priority.unwrap_or(0), self.works[w].centroid))
+            .collect();
+        let cell_order: Vec<usize> =
+            order_by_priority(self.launches[launch], &keyed).into_iter().map(|i| group[i]).collect();
+        let mut queue: VecDeque<(usize, Pass)> = VecDeque::new();
+        let mut pos = self.launches[launch];
+        for (k, &w) in cell_order.iter().enumerate() {
+            let next = cell_order.get(k + 1).map_or(self.launches[launch], |&n| self.works[n].centroid);
+            let best = self.corner_passes[w].iter().filter(|p| !p.is_empty()).min_by(|a, b| {
+                let cost = |p: &[Pass]| distance(pos, p[0].entry) + distance(p[p.len() - 1].exit, next);
+                cost(a).total_cmp(&cost(b))
+            });
+            if let Some(passes) = best {
+                pos = passes[passes.len() - 1].exit;
+                queue.extend(passes.iter().map(|p| (self.works[w].index, *p)));
+            }
+        }
+        let ctx = self.context(launch, self.budget_s);
+        let mut beyond = Vec::new();
+        let mut packed = ctx.pack(queue.clone(), &mut beyond);
+        let times: Vec<f64> = packed.iter().map(|s| s.time_s).collect();
+        let (_, mut finish_s) = longest_first(&times, drones, self.req.battery_swap_s);
+        // Balance the finish time: when the sorties do not divide evenly between the launch point's drones
+        // (one sortie for two drones, say), pack again into smaller sorties and keep that if all drones are
+        // done sooner and nothing more is left out.
+        if drones > 1 && !packed.len().is_multiple_of(drones) {
+            let wanted = packed.len().div_ceil(drones) * drones;
+            #[allow(clippy::cast_precision_loss)]
+            let mut low = times.iter().sum::<f64>() / wanted as f64;
+            let mut high = self.budget_s;
+            // Bisect the smallest sortie budget that still gives at most `wanted` sorties.
+            for _ in 0..8 {
+                let target = (low + high) / 2.0;
+                let smaller = self.context(launch, target);
+                let mut beyond_smaller = Vec::new();
+                let repacked = smaller.pack(queue.clone(), &mut beyond_smaller);
+                if repacked.len() <= wanted && beyond_smaller.len() <= beyond.len() {
+                    high = target;
+                    let new_times: Vec<f64> = repacked.iter().map(|s| s.time_s).collect();
+                    let (_, finish) = longest_first(&new_times, drones, self.req.battery_swap_s);
+                    if finish < finish_s {
+                        finish_s = finish;
+                        packed = repacked;
+                        beyond = beyond_smaller;
+                    }
+                } else {
+                    low = target;
+                }
+            }
+        }
+        GroupPlan { sorties: packed, beyond, finish_s }
+    }
+
+    /// The cells of `group` (launch point `from`) that are the smallest detour for launch point `to`: least
+    /// extra distance from `to` than from `from` first.
+    fn boundary_cells(&self, group: &[usize], from: usize, to: usize) -> Vec<usize> {
+        let detour = |w: usize| {
+            let centroid = self.works[w].centroid;
+            distance(centroid, self.launches[to]) - distance(centroid, self.launches[from])
+        };
+        let mut cells = group.to_vec();
+        cells.sort_by(|&a, &b| detour(a).total_cmp(&detour(b)).then(a.cmp(&b)));
+        cells.truncate(BOUNDARY_CANDIDATES);
+        cells
+    }
+
+    /// Moves cells, one at a time, from the launch point whose drones land last to the staffed launch point
+    /// where the move gives the earliest overall finish; a move is kept only when it lowers the overall finish
+    /// and leaves no more passes out. Re-plans the two groups of every trial with [`GroupPlanner::plan`].
+    fn balance(&self, staffed: &[usize], drone_count: &[usize], groups: &mut [Vec<usize>], plans: &mut [GroupPlan]) {
+        for _ in 0..MAX_BALANCE_MOVES {
+            let latest = staffed
+                .iter()
+                .copied()
+                .max_by(|&a, &b| plans[a].finish_s.total_cmp(&plans[b].finish_s).then(b.cmp(&a)));
+            let Some(source) = latest else { return };
+            let makespan_s = plans[source].finish_s;
+            let candidates: Vec<(usize, Vec<usize>)> = staffed
+                .iter()
+                .filter(|&&target| target != source && plans[target].finish_s < makespan_s)
+                .map(|&target| (target, self.boundary_cells(&groups[source], source, target)))
+                .collect();
+            let mut best: Option<(f64, usize, usize, GroupPlan, GroupPlan)> = None;
+            // Nearest boundary cells first: a farther one is only tried when no nearer one helps anywhere.
+            for rank in 0..BOUNDARY_CANDIDATES {
+                for (target, cells) in &candidates {
+                    let (target, Some(&cell)) = (*target, cells.get(rank)) else { continue };
+                    let rest: Vec<usize> = groups[source].iter().copied().filter(|&w| w != cell).collect();
+                    let mut grown = groups[target].clone();
+                    grown.push(cell);
+                    let from = self.plan(source, &rest, drone_count[source]);
+                    let to = self.plan(target, &grown, drone_count[target]);
+                    if from.beyond.len() + to.beyond.len() > plans[source].beyond.len() + plans[target].beyond.len() {
+                        continue;
+                    }
+                    let new_makespan_s = staffed
+                        .iter()
+                        .map(|&l| match l {
+                            l if l == source => from.finish_s,
+                            l if l == target => to.finish_s,
+                            l => plans[l].finish_s,
+                        })
+                        .fold(0.0, f64::max);
+                    let bar_s = best.as_ref().map_or(makespan_s, |b| b.0);
+                    // Strictly better by more than rounding, so that balancing cannot cycle.
+                    if new_makespan_s < bar_s - 1e-6 {
+                        best = Some((new_makespan_s, target, cell, from, to));
+                    }
+                }
+                if best.is_some() {
+                    break;
+                }
+            }
+            let Some((_, target, cell, from, to)) = best else { return };
+            groups[source].retain(|&w| w != cell);
+            groups[target].push(cell);
+            plans[source] = from;
+            plans[target] = to;
+        }
+    }
 }
 
 /// Longest processing time first: each sortie (longest first) to the drone that is free first. Returns each
@@ -761,6 +931,26 @@ pub fn order_cells(start: Coord<f64>, points: &[Coord<f64>]) -> Vec<usize> {
     tour
 }
 
+/// Orders cells given as (priority, centroid) from `start`: by priority band, highest first, and within a band
+/// nearest neighbour then 2-opt ([`order_cells`]) from where the previous band ended. Returns indices.
+fn order_by_priority(start: Coord<f64>, cells: &[(i64, Coord<f64>)]) -> Vec<usize> {
+    let mut bands: Vec<i64> = cells.iter().map(|&(priority, _)| priority).collect();
+    bands.sort_unstable_by(|a, b| b.cmp(a));
+    bands.dedup();
+    let mut order = Vec::with_capacity(cells.len());
+    let mut pos = start;
+    for band in bands {
+        let members: Vec<usize> = (0..cells.len()).filter(|&i| cells[i].0 == band).collect();
+        let points: Vec<Coord<f64>> = members.iter().map(|&i| cells[i].1).collect();
+        let band_order = order_cells(pos, &points);
+        if let Some(&last) = band_order.last() {
+            pos = points[last];
+        }
+        order.extend(band_order.into_iter().map(|k| members[k]));
+    }
+    order
+}
+
 /// A sortie while it is being packed.
 struct OpenSortie {
     /// (transit path from the previous position to the pass entry, cell index, pass).
@@ -770,14 +960,13 @@ struct OpenSortie {
     time_s: f64,
 }
 
-#[derive(Clone)]
 struct SortieContext<'a> {
     req: &'a PatrolRequest,
     frame: &'a LocalFrame,
     airspace: &'a Airspace,
     survey: &'a SurveyGeometry,
     launch: Coord<f64>,
-    home_routes: RoutesTo,
+    home_routes: &'a RoutesTo,
     budget_s: f64,
 }
 
@@ -812,7 +1001,7 @@ impl SortieContext<'_> {
         let (mut pos, mut dist, mut wps) = (self.launch, 0.0, 0usize);
         while let Some((cell, pass)) = queue.pop_front() {
             let (Some(transit), Some(home)) =
-                (self.airspace.route(pos, pass.entry), self.airspace.route_to(pass.exit, &self.home_routes))
+                (self.airspace.route(pos, pass.entry), self.airspace.route_to(pass.exit, self.home_routes))
             else {
                 beyond_range.push(cell);
                 continue;
@@ -1091,6 +1280,108 @@ mod tests {
         let plan = plan_patrol(&req).unwrap();
         assert!(matches!(plan.uncovered[0].reason, UncoveredReason::SmallerThanFootprint { .. }));
         assert!(plan.sorties.is_empty());
+    }
+
+    fn launch_named(id: &str, lat: f64, lon: f64) -> LaunchPoint {
+        LaunchPoint { id: id.into(), name: None, point: GeoPoint::new(lat, lon) }
+    }
+
+    /// The ids of the cells flown in `plan`, sorted.
+    fn flown_cells(plan: &PatrolPlan) -> Vec<String> {
+        let mut ids: Vec<String> = plan.sorties.iter().flat_map(|s| s.cells.iter().cloned()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    #[test]
+    fn balancing_moves_cells_to_the_idle_launch_point_and_lands_sooner() {
+        // Twelve cells nearer to launch point A, one next to B: like the sample district, where one launch
+        // point's drone flies three times longer than another's.
+        let mut cells = Vec::new();
+        for i in 0..4 {
+            for j in 0..3 {
+                cells.push(square_cell(
+                    &format!("A{i}{j}"),
+                    22.54 + 0.003 * f64::from(j),
+                    113.88 + 0.003 * f64::from(i),
+                    0.003,
+                ));
+            }
+        }
+        cells.push(square_cell("B00", 22.54, 113.903, 0.003));
+        let mut req = PatrolRequest::new(
+            cells,
+            vec![launch_named("A", 22.5395, 113.8795), launch_named("B", 22.5395, 113.903)],
+            camera(),
+            AltitudeTarget::GroundSampleDistance(0.03),
+        );
+        req.drones = 2;
+        let unbalanced = plan_patrol(&PatrolRequest { balance_launch_points: false, ..req.clone() }).unwrap();
+        let balanced = plan_patrol(&req).unwrap();
+        // The unbalanced plan really is lopsided: B's drone flies only its own cell.
+        let b_cells = |plan: &PatrolPlan| -> Vec<String> {
+            plan.sorties.iter().filter(|s| s.launch_id == "B").flat_map(|s| s.cells.iter().cloned()).collect()
+        };
+        assert_eq!(b_cells(&unbalanced), vec!["B00".to_string()]);
+        assert!(b_cells(&balanced).iter().any(|id| id.starts_with('A')), "{:?}", b_cells(&balanced));
+        assert!(
+            balanced.totals().finish_s < unbalanced.totals().finish_s,
+            "balanced {:.0} s, unbalanced {:.0} s",
+            balanced.totals().finish_s,
+            unbalanced.totals().finish_s
+        );
+        // Same work done, every sortie still valid, nothing more left out.
+        assert_eq!(flown_cells(&balanced), flown_cells(&unbalanced));
+        assert_eq!(balanced.uncovered, unbalanced.uncovered);
+        let limits = req.limits();
+        for s in &balanced.sorties {
+            assert!(s.mission.validate(&limits).is_empty(), "sortie of drone {}", s.drone);
+            assert!(s.flight_time_s <= req.battery.budget_s(), "{}", s.flight_time_s);
+        }
+        assert_eq!(plan_patrol(&req).unwrap(), balanced);
+    }
+
+    #[test]
+    fn higher_priority_cells_are_flown_in_earlier_sorties() {
+        // A row of cells going east from the launch point; the farthest are the most urgent, so nearest
+        // neighbour alone would fly them last.
+        let priorities = [1, 1, 2, 2, 3, 3];
+        let cells: Vec<GridCell> = priorities
+            .iter()
+            .enumerate()
+            .map(|(k, &p)| {
+                #[allow(clippy::cast_precision_loss)]
+                let lon = 113.88 + 0.003 * k as f64;
+                GridCell { priority: Some(p), ..square_cell(&format!("P{k}"), 22.54, lon, 0.003) }
+            })
+            .collect();
+        let mut req = PatrolRequest::new(
+            cells,
+            vec![launch(22.5395, 113.8795)],
+            camera(),
+            AltitudeTarget::GroundSampleDistance(0.03),
+        );
+        req.battery = Battery { endurance_s: 900.0, reserve_fraction: 0.2 };
+        let priority_of =
+            |id: &str| req.cells.iter().find(|c| c.id == id).and_then(|c| c.priority).expect("a planned cell");
+        for drones in [1, 2] {
+            req.drones = drones;
+            let plan = plan_patrol(&req).unwrap();
+            assert!(plan.uncovered.is_empty(), "{:?}", plan.uncovered);
+            assert!(plan.sorties.len() >= 3, "{} sorties", plan.sorties.len());
+            for d in &plan.drones {
+                let flown: Vec<i64> =
+                    d.sorties.iter().flat_map(|&s| plan.sorties[s].cells.iter().map(|id| priority_of(id))).collect();
+                assert!(flown.windows(2).all(|w| w[0] >= w[1]), "drone {} flies priorities {flown:?}", d.drone);
+            }
+            let first_sorties_fly_priority_3 = plan
+                .drones
+                .iter()
+                .filter_map(|d| d.sorties.first())
+                .any(|&s| plan.sorties[s].cells.iter().any(|id| priority_of(id) == 3));
+            assert!(first_sorties_fly_priority_3);
+        }
     }
 
     #[test]
