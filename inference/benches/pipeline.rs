@@ -106,7 +106,8 @@ fn preprocessing(c: &mut Criterion) {
 }
 
 fn pipeline(c: &mut Criterion) {
-    let config = DetectorConfig { model_path: model_path(), ..DetectorConfig::default() };
+    // Ultralytics' predict default (conf 0.25), as the comparison runs it.
+    let config = DetectorConfig { model_path: model_path(), score_threshold: 0.25, ..DetectorConfig::default() };
     let mut detector = match OnnxDetector::load(config) {
         Ok(d) => d,
         Err(error) => {

@@ -13,6 +13,9 @@ use crate::labels::{HazardKind, HazardMap};
 use crate::postprocess::{BoxPx, OutputLayout};
 use crate::tiling::TileConfig;
 
+/// The shipped model's operating threshold (max micro-F1 on validation, `models/patrol-hazard.metrics.json`).
+const SHIPPED_MODEL_THRESHOLD: f32 = 0.525;
+
 /// Identity of the model that produced a detection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelInfo {
@@ -59,7 +62,10 @@ pub struct DetectorConfig {
     pub names_path: Option<PathBuf>,
     /// Label → hazard map; labels not in it are ignored.
     pub hazard_map: HazardMap,
-    /// Minimum score for a detection, unless `class_thresholds` names the label.
+    /// Minimum score for a detection, unless `class_thresholds` names the label. The default, 0.525, is the
+    /// operating threshold of the shipped `models/patrol-hazard.onnx` (best micro-F1 on validation, from
+    /// `models/patrol-hazard.metrics.json` and `train/MODEL_CARD.md`); the model's ONNX metadata carries no
+    /// threshold. Lower it (e.g. 0.25) for other models such as Ultralytics exports.
     pub score_threshold: f32,
     /// Per-label minimum scores.
     pub class_thresholds: BTreeMap<String, f32>,
@@ -67,7 +73,7 @@ pub struct DetectorConfig {
     pub iou_threshold: f32,
     /// Most detections kept per image.
     pub max_detections: usize,
-    /// ONNX Runtime intra-op threads; 0 = one per core.
+    /// ONNX Runtime intra-op threads; 0 = ONNX Runtime's default, one per physical core.
     pub threads: usize,
     /// Tiled inference for large images; `None` = letterbox the whole image once.
     pub tiling: Option<TileConfig>,
@@ -79,7 +85,7 @@ impl Default for DetectorConfig {
             model_path: PathBuf::from("models/patrol-hazard.onnx"),
             names_path: None,
             hazard_map: HazardMap::default(),
-            score_threshold: 0.25,
+            score_threshold: SHIPPED_MODEL_THRESHOLD,
             class_thresholds: BTreeMap::new(),
             iou_threshold: 0.45,
             max_detections: 300,

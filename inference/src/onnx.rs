@@ -87,6 +87,11 @@ impl OnnxDetector {
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| load_err(&e))?
             .with_inter_threads(1)
+            .map_err(|e| load_err(&e))?
+            // Idle intra-op threads sleep instead of spin-waiting for the next operator: the decode thread that
+            // prepares the next photo, and the rest of the ground station, need those cores. On the shared 2-core VM
+            // spinning made the bare run 1.6x slower (docs/benchmarks.md).
+            .with_intra_op_spinning(false)
             .map_err(|e| load_err(&e))?;
         if config.threads > 0 {
             builder = builder.with_intra_threads(config.threads).map_err(|e| load_err(&e))?;

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use inference::{BoxPx, Detector, DetectorConfig, ImageInput, OnnxDetector};
 use serde::Deserialize;
 
-/// The model card's operating threshold is 0.525 (best F1 on validation); the Rust pre-processing resizes a
-/// little differently from PIL, so expected boxes are matched from a slightly lower score.
+/// The model card's operating threshold (the default `score_threshold`) is 0.525 (best F1 on validation); the
+/// Rust pre-processing resizes a little differently from PIL, so expected boxes are matched from a slightly lower
+/// score.
 const MATCH_SCORE: f32 = 0.45;
-/// Operating threshold for "no detection" on the plain background.
-const OPERATING_SCORE: f32 = 0.525;
 
 #[derive(Debug, Deserialize)]
 struct Expected {
@@ -63,10 +62,25 @@ fn shipped_model_finds_the_expected_hazards_on_sample_images() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The operating threshold the training run chose for the shipped model.
+fn operating_threshold() -> f32 {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/patrol-hazard.metrics.json");
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    metrics["threshold"].as_f64().unwrap() as f32
+}
+
+#[test]
+fn default_threshold_is_the_shipped_models_operating_threshold() {
+    assert_eq!(DetectorConfig::default().score_threshold, operating_threshold());
+}
+
 #[test]
 fn shipped_model_sees_nothing_on_a_plain_background() {
     let (_, images) = fixtures();
     let bytes = std::fs::read(images.join("background.jpg")).unwrap();
-    let found = detector(OPERATING_SCORE).detect_input(&ImageInput::Encoded(bytes)).unwrap().detections;
+    let found = detector(DetectorConfig::default().score_threshold)
+        .detect_input(&ImageInput::Encoded(bytes))
+        .unwrap()
+        .detections;
     assert!(found.is_empty(), "{found:?}");
 }
