@@ -3,6 +3,7 @@
 pub mod config;
 pub mod detect;
 pub mod ingest;
+pub mod keygen;
 pub mod plan;
 pub mod sim;
 pub mod user;
