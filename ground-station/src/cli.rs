@@ -61,6 +61,8 @@ pub enum Command {
     /// Read the capture poses of photos offloaded from a drone's SD card (EXIF GPS + DJI XMP tags) into a
     /// JSON Lines manifest of frame records.
     Ingest(cmd::ingest::IngestArgs),
+    /// Make a MAVLink 2 signing key (32 random bytes as hex, file mode 0600) and print how to load it.
+    Keygen(cmd::keygen::KeygenArgs),
     /// Check a ground-station.toml: prints every problem at once (with its key) and exits non-zero.
     CheckConfig(cmd::config::CheckConfigArgs),
     /// Print the default ground-station.toml: every key with its default and what it means.
@@ -94,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => cmd::watch::run(args),
         Command::User(args) => cmd::user::run(args),
         Command::Ingest(args) => cmd::ingest::run(args),
+        Command::Keygen(args) => cmd::keygen::run(args),
         Command::CheckConfig(args) => cmd::config::check(args),
         Command::PrintDefaultConfig => cmd::config::print_default(),
         Command::Detect(args) => cmd::detect::run(args),

@@ -157,6 +157,10 @@ pub struct RawMqtt {
     pub tls: bool,
     /// CA bundle for TLS.
     pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for TLS client authentication.
+    pub client_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    pub client_key_file: Option<PathBuf>,
     /// User name.
     pub username: Option<String>,
     /// Password (prefer the environment or `password_file`).
@@ -181,6 +185,8 @@ impl fmt::Debug for RawMqtt {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("password_file", &self.password_file)
@@ -439,6 +445,17 @@ pub enum BrokerSettings {
 pub struct TlsSettings {
     /// PEM CA bundle; `None` uses the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Client certificate for brokers that require one; `None` connects without.
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// A TLS client certificate and its private key, both PEM files (checked readable by the loader).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// Certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// MQTT credentials.
@@ -1181,15 +1198,21 @@ fn validate_mqtt(raw: RawMqtt, station_id: &str, c: &mut Check<'_>) -> MqttSetti
                 "mqtt.username",
                 "credentials are only for an external broker (set mqtt.broker = \"external\")",
             );
+            c.require(
+                raw.client_cert_file.is_none() && raw.client_key_file.is_none(),
+                "mqtt.client_cert_file",
+                "a client certificate is only for an external broker (set mqtt.broker = \"external\")",
+            );
             BrokerSettings::Embedded { listen: raw.embedded_listen }
         }
         BrokerMode::External => {
             c.require(!raw.host.trim().is_empty(), "mqtt.host", "must not be empty for an external broker");
             c.require(raw.port != 0, "mqtt.port", "must not be 0 for an external broker");
+            let client_certificate = validate_client_certificate(&raw, c);
             BrokerSettings::External {
                 host: raw.host.clone(),
                 port: raw.port,
-                tls: raw.tls.then(|| TlsSettings { ca_file: raw.ca_file.clone() }),
+                tls: raw.tls.then(|| TlsSettings { ca_file: raw.ca_file.clone(), client_certificate }),
             }
         }
     };
@@ -1244,6 +1267,56 @@ fn validate_mqtt(raw: RawMqtt, station_id: &str, c: &mut Check<'_>) -> MqttSetti
     );
     let client_id = if raw.client_id.is_empty() { format!("patrol-{station_id}") } else { raw.client_id };
     MqttSettings { broker, credentials, client_id, topic_prefix: prefix, keep_alive: raw.keep_alive }
+}
+
+/// `mqtt.client_cert_file` and `mqtt.client_key_file`: both or neither, only with TLS, each a readable PEM file
+/// of the right kind (so a swapped pair is reported here, not as a failed handshake at run time).
+fn validate_client_certificate(raw: &RawMqtt, c: &mut Check<'_>) -> Option<ClientCertificate> {
+    let (cert_file, key_file) = match (&raw.client_cert_file, &raw.client_key_file) {
+        (None, None) => return None,
+        (Some(_), None) => {
+            c.fail("mqtt.client_key_file", "mqtt.client_cert_file is set, so set its private key here too");
+            return None;
+        }
+        (None, Some(_)) => {
+            c.fail("mqtt.client_cert_file", "mqtt.client_key_file is set, so set its certificate here too");
+            return None;
+        }
+        (Some(cert), Some(key)) => (cert, key),
+    };
+    c.require(
+        raw.tls,
+        "mqtt.client_cert_file",
+        "a client certificate needs TLS; set mqtt.tls = true or remove the client certificate",
+    );
+    c.require(
+        raw.ca_file.is_some(),
+        "mqtt.ca_file",
+        "a client certificate needs the broker's CA here: set mqtt.ca_file to the PEM bundle that signed the \
+         broker's certificate (for a public CA, its root certificate)",
+    );
+    let cert_ok = check_pem_file(c, "mqtt.client_cert_file", cert_file, "CERTIFICATE", "a PEM certificate");
+    let key_ok = check_pem_file(c, "mqtt.client_key_file", key_file, "PRIVATE KEY", "a PEM private key");
+    (cert_ok && key_ok).then(|| ClientCertificate { cert_file: cert_file.clone(), key_file: key_file.clone() })
+}
+
+/// Checks that `path` can be read and holds a PEM block whose label ends with `label`; false when not.
+fn check_pem_file(c: &mut Check<'_>, key: &str, path: &Path, label: &str, what: &str) -> bool {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let found = text.lines().any(|line| {
+                line.strip_prefix("-----BEGIN ")
+                    .and_then(|rest| rest.strip_suffix("-----"))
+                    .is_some_and(|l| l.ends_with(label))
+            });
+            c.require(found, key, format!("{} is not {what} (no `-----BEGIN ...{label}-----` line)", path.display()));
+            found
+        }
+        Err(error) => {
+            c.fail(key, format!("cannot read {}: {error}", path.display()));
+            false
+        }
+    }
 }
 
 /// Checks the form of a MAVLink link address: `udpin:`, `udpout:`, `udpbcast:`, `tcpin:`, `tcpout:` with
@@ -1456,10 +1529,53 @@ mod tests {
         let settings = load_text(&format!("{external}tls = true\n")).unwrap();
         assert!(matches!(
             settings.mqtt.broker,
-            BrokerSettings::External { tls: Some(TlsSettings { ca_file: None }), .. }
+            BrokerSettings::External { tls: Some(TlsSettings { ca_file: None, client_certificate: None }), .. }
         ));
         assert!(has(&issues("[mqtt]\nbroker = \"cloud\"\n"), "mqtt.broker"));
         assert!(has(&issues("[mqtt]\nclient_id = \"a b\"\n"), "mqtt.client_id"));
+    }
+
+    #[test]
+    fn client_certificate_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("client.pem");
+        let key = dir.path().join("client.key");
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n").unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        let tls = format!("[mqtt]\nbroker = \"external\"\ntls = true\nca_file = \"{}\"\n", ca.display());
+        let pair = |cert: &Path, key: &Path| {
+            format!("client_cert_file = \"{}\"\nclient_key_file = \"{}\"\n", cert.display(), key.display())
+        };
+
+        let settings = load_text(&format!("{tls}{}", pair(&cert, &key))).unwrap();
+        let BrokerSettings::External { tls: Some(tls_settings), .. } = settings.mqtt.broker else {
+            panic!("expected TLS settings: {:?}", settings.mqtt.broker);
+        };
+        assert_eq!(
+            tls_settings.client_certificate,
+            Some(ClientCertificate { cert_file: cert.clone(), key_file: key.clone() })
+        );
+
+        let only_cert = issues(&format!("{tls}client_cert_file = \"{}\"\n", cert.display()));
+        assert!(has(&only_cert, "mqtt.client_key_file"), "{only_cert:?}");
+        let only_key = issues(&format!("{tls}client_key_file = \"{}\"\n", key.display()));
+        assert!(has(&only_key, "mqtt.client_cert_file"), "{only_key:?}");
+
+        let missing = issues(&format!("{tls}{}", pair(&dir.path().join("nope.pem"), &key)));
+        let message = &missing.iter().find(|i| i.key == "mqtt.client_cert_file").unwrap().message;
+        assert!(message.contains("cannot read") && message.contains("nope.pem"), "{message}");
+
+        let swapped = issues(&format!("{tls}{}", pair(&key, &cert)));
+        assert!(has(&swapped, "mqtt.client_cert_file") && has(&swapped, "mqtt.client_key_file"), "{swapped:?}");
+
+        let without_tls = issues(&format!("[mqtt]\nbroker = \"external\"\n{}", pair(&cert, &key)));
+        assert!(has(&without_tls, "mqtt.client_cert_file"), "{without_tls:?}");
+        let without_ca = issues(&format!("[mqtt]\nbroker = \"external\"\ntls = true\n{}", pair(&cert, &key)));
+        assert!(has(&without_ca, "mqtt.ca_file"), "{without_ca:?}");
+        let embedded = issues(&format!("[mqtt]\n{}", pair(&cert, &key)));
+        assert!(has(&embedded, "mqtt.client_cert_file"), "{embedded:?}");
     }
 
     #[test]

@@ -133,6 +133,14 @@ pub enum MqttError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The TLS client certificate or its key could not be read.
+    #[error("cannot read MQTT client certificate file {path}")]
+    ClientCertificateFile {
+        /// The file (certificate or key).
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// The embedded broker could not start.
     #[error("embedded MQTT broker on {listen}: {message}")]
     EmbeddedBroker {
@@ -146,8 +154,12 @@ pub enum MqttError {
 impl ConnectOptions {
     /// Options from the validated `[mqtt]` settings. With an embedded broker, connects to its listen address.
     ///
+    /// With TLS, the broker's certificate is verified against `ca_file` (else the system roots), and the client
+    /// certificate, when configured, is presented to the broker.
+    ///
     /// # Errors
-    /// [`MqttError::CaFile`] when the CA bundle cannot be read.
+    /// [`MqttError::CaFile`] when the CA bundle cannot be read, [`MqttError::ClientCertificateFile`] when the
+    /// client certificate or its key cannot be read.
     pub fn from_settings(settings: &MqttSettings) -> Result<Self, MqttError> {
         let topics = Topics::new(settings.topic_prefix.clone());
         let (host, port, tls) = match &settings.broker {
@@ -163,13 +175,24 @@ impl ConnectOptions {
             mqtt.set_credentials(credentials.username.clone(), credentials.password.expose().to_owned());
         }
         if let Some(tls) = tls {
+            let client_auth = match &tls.client_certificate {
+                Some(client) => {
+                    let read = |path: &std::path::PathBuf| {
+                        std::fs::read(path)
+                            .map_err(|source| MqttError::ClientCertificateFile { path: path.clone(), source })
+                    };
+                    Some((read(&client.cert_file)?, read(&client.key_file)?))
+                }
+                None => None,
+            };
+            // The config loader only accepts a client certificate together with `ca_file`.
             let transport = match &tls.ca_file {
                 Some(path) => {
                     let ca = std::fs::read(path).map_err(|source| MqttError::CaFile { path: path.clone(), source })?;
                     rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
                         ca,
                         alpn: None,
-                        client_auth: None,
+                        client_auth,
                     })
                 }
                 None => rumqttc::Transport::tls_with_default_config(),
@@ -629,6 +652,36 @@ mod tests {
         assert_eq!(options.mqtt.credentials().unwrap().username, "u");
         assert_eq!(options.mqtt.broker_address(), ("127.0.0.1".to_owned(), 1883));
         assert!(options.mqtt.clean_session());
+    }
+
+    #[test]
+    fn tls_options_carry_the_ca_and_the_client_certificate() {
+        use crate::config::{ClientCertificate, TlsSettings};
+
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = (dir.path().join("ca.pem"), dir.path().join("client.pem"), dir.path().join("client.key"));
+        for (path, text) in [(&ca, "ca"), (&cert, "cert"), (&key, "key")] {
+            std::fs::write(path, text).unwrap();
+        }
+        let mut settings = crate::config::load_str(None, std::iter::empty()).unwrap().mqtt;
+        let client_certificate = ClientCertificate { cert_file: cert, key_file: key.clone() };
+        let tls = TlsSettings { ca_file: Some(ca), client_certificate: Some(client_certificate) };
+        settings.broker = BrokerSettings::External { host: "broker".into(), port: 8883, tls: Some(tls) };
+
+        let options = ConnectOptions::from_settings(&settings).unwrap();
+        match options.mqtt.transport() {
+            rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Simple { ca, client_auth, .. }) => {
+                assert_eq!(ca, b"ca");
+                assert_eq!(client_auth, Some((b"cert".to_vec(), b"key".to_vec())));
+            }
+            _ => panic!("expected TLS with a CA and a client certificate"),
+        }
+
+        std::fs::remove_file(&key).unwrap();
+        match ConnectOptions::from_settings(&settings) {
+            Err(MqttError::ClientCertificateFile { path, .. }) => assert_eq!(path, key),
+            other => panic!("expected the missing key to be named, got {other:?}"),
+        }
     }
 
     #[test]
