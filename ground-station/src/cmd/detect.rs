@@ -56,8 +56,9 @@ pub struct DetectArgs {
     /// ONNX Runtime threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Minimum score for a detection.
-    #[arg(long, default_value_t = 0.25)]
+    /// Minimum score for a detection (default: the shipped model's operating point, 0.525; see
+    /// train/MODEL_CARD.md).
+    #[arg(long, default_value_t = inference::DetectorConfig::default().score_threshold)]
     pub conf: f32,
     /// IoU above which overlapping boxes of one class are merged.
     #[arg(long, default_value_t = 0.45)]
