@@ -74,7 +74,7 @@ pub fn init_tracing(log: &LogArgs) {
     use tracing_subscriber::EnvFilter;
     let filter = match &log.log {
         Some(directives) => EnvFilter::new(directives),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn")),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match log.log_format {

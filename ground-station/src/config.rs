@@ -295,6 +295,8 @@ pub struct RawGasSensor {
     pub named_value: String,
     /// Threshold, ppm*m.
     pub threshold_ppm_m: f64,
+    /// Ambient methane, ppm.
+    pub ambient_ppm: f64,
 }
 
 /// Which point of a detection box is projected onto the ground.
@@ -565,6 +567,8 @@ pub struct GasSensorSettings {
     pub named_value: String,
     /// Threshold, ppm*m.
     pub threshold_ppm_m: f64,
+    /// Ambient methane, ppm.
+    pub ambient_ppm: f64,
 }
 
 /// `[georef]`, validated.
@@ -1025,8 +1029,12 @@ fn validate(raw: RawConfig, issues: &mut Vec<ConfigIssue>) -> Settings {
         "gas_sensor.threshold_ppm_m",
         "must be a positive number of ppm*m",
     );
-    let gas_sensor =
-        GasSensorSettings { named_value: raw.gas_sensor.named_value, threshold_ppm_m: raw.gas_sensor.threshold_ppm_m };
+    c.range("gas_sensor.ambient_ppm", raw.gas_sensor.ambient_ppm, 0.0, 100.0);
+    let gas_sensor = GasSensorSettings {
+        named_value: raw.gas_sensor.named_value,
+        threshold_ppm_m: raw.gas_sensor.threshold_ppm_m,
+        ambient_ppm: raw.gas_sensor.ambient_ppm,
+    };
 
     let planner = validate_planner(raw.planner, c);
 

@@ -70,6 +70,10 @@ pub struct PlantedResult {
     pub grid_cell: Option<String>,
     /// The cell the truth lies in.
     pub true_cell: Option<String>,
+    /// The matched hazard's confidence.
+    pub confidence: Option<f64>,
+    /// How many sightings the matched hazard merged.
+    pub sightings: Option<u32>,
 }
 
 /// A published hazard that matches nothing planted.
@@ -89,6 +93,8 @@ pub struct FalseAlarm {
     pub lon_deg: f64,
     /// In the world's empty quadrant (no hazard planted there).
     pub in_empty_area: bool,
+    /// How many sightings it merged.
+    pub sightings: u32,
 }
 
 /// Found/planted for one kind.
@@ -411,22 +417,31 @@ async fn fly(station: &Station, cells: &[String], drones: usize, progress: bool)
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
+    let mut last_line = Instant::now();
     loop {
         let runs: Vec<_> = station.patrols.runs().into_iter().filter(|r| r.plan_id == plan.plan_id).collect();
         let over = runs.iter().all(|r| matches!(r.state, MissionState::Completed | MissionState::Aborted));
         let stats = station.frames.stats();
         let hazards = station.hazards.open_hazards().await.map(|h| h.len()).unwrap_or(0);
+        let flying = runs.iter().filter(|r| r.state == MissionState::Running).count();
+        let done = runs.iter().filter(|r| matches!(r.state, MissionState::Completed | MissionState::Aborted)).count();
+        let line = format!(
+            "drones flying {flying}/{drones} · sorties done {done}/{} · photos taken {} processed {} dropped {} · open hazards {hazards}",
+            runs.len(),
+            stats.captures_announced,
+            stats.processed,
+            stats.dropped
+        );
         if let Some(bar) = &bar {
-            let flying = runs.iter().filter(|r| r.state == MissionState::Running).count();
-            let done =
-                runs.iter().filter(|r| matches!(r.state, MissionState::Completed | MissionState::Aborted)).count();
-            bar.set_message(format!(
-                "drones flying {flying}/{drones} · sorties done {done}/{} · photos taken {} processed {} dropped {} · hazards {hazards}",
-                runs.len(),
-                stats.captures_announced,
-                stats.processed,
-                stats.dropped
-            ));
+            if bar.is_hidden() {
+                // Not a terminal (CI logs): a line every 10 s instead of a spinner.
+                if last_line.elapsed() >= Duration::from_secs(10) {
+                    println!("{line}");
+                    last_line = Instant::now();
+                }
+            } else {
+                bar.set_message(line);
+            }
         }
         // Every announced photo is queued, dropped or failed; every queued one is processed.
         let drained =
@@ -541,6 +556,8 @@ fn score(truth: &WorldTruth, events: &[ReceivedEvent], cell_at: impl Fn(GeoPoint
             error_m: best.map(|(_, d)| d),
             grid_cell: best.and_then(|(h, _)| h.grid_cell.clone()),
             true_cell: cell_at(*point),
+            confidence: best.map(|(h, _)| h.confidence),
+            sightings: best.map(|(h, _)| h.detections),
         });
     }
     let false_alarms = hazards
@@ -555,6 +572,7 @@ fn score(truth: &WorldTruth, events: &[ReceivedEvent], cell_at: impl Fn(GeoPoint
             lon_deg: h.position.lon_deg,
             in_empty_area: h.position.lat_deg < truth.empty_quadrant.lat_below
                 && h.position.lon_deg < truth.empty_quadrant.lon_below,
+            sightings: h.detections,
         })
         .collect();
     let mut errors: Vec<f64> = results.iter().filter_map(|r| r.error_m).collect();
@@ -590,7 +608,7 @@ fn median(sorted: &[f64]) -> Option<f64> {
         return None;
     }
     let mid = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 0 { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] })
+    Some(if sorted.len().is_multiple_of(2) { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] })
 }
 
 /// (p50, p99, max) of the values.

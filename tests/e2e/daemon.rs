@@ -3,6 +3,9 @@
 //! event arrives, in order, and the same hazards seen again are not re-issued under new ids. SIGTERM then stops
 //! it cleanly.
 
+// Test helpers outside #[test] functions are not covered by clippy.toml's allow-unwrap-in-tests.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -71,7 +74,7 @@ fn start_daemon(config: &Path, log: &Path, web: SocketAddr) -> Child {
 }
 
 /// Pushes each fixture photo as if taken at its own spot, 200 m apart (so they are distinct hazards).
-fn push_photos() -> usize {
+fn push_photos(web: SocketAddr) -> usize {
     let images = workspace_root().join("inference/tests/fixtures/images");
     let files =
         ["synth_1_fire_rooftop_addon_smoke_steel_shed.jpg", "synth_2_fire_gas_cylinder_rooftop_addon_steel_shed.jpg"];
@@ -90,16 +93,10 @@ fn push_photos() -> usize {
         let head = format!(
             "POST /api/frames HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: image/jpeg\r\nX-Capture-Metadata: {metadata}"
         );
-        let (status, body) = http_request(web_addr(), &head, &jpeg);
+        let (status, body) = http_request(web, &head, &jpeg);
         assert_eq!(status, 202, "push refused: {body}");
     }
     files.len()
-}
-
-static WEB: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
-
-fn web_addr() -> SocketAddr {
-    *WEB.get().unwrap()
 }
 
 /// The hazard events waiting in the outbox, in publish order.
@@ -138,14 +135,13 @@ async fn events_stored_before_a_sigkill_arrive_after_the_restart_and_hazards_kee
     let dir = tempfile::tempdir().unwrap();
     let broker_port = free_port();
     let web = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    WEB.set(web).unwrap();
     let config = write_config(dir.path(), broker_port, web, free_port());
     let log = dir.path().join("daemon.log");
     let db = dir.path().join("station/patrol.sqlite");
 
     // Run 1: no broker. The events wait in the outbox; then SIGKILL.
     let mut daemon = start_daemon(&config, &log, web);
-    let pushed = push_photos();
+    let pushed = push_photos(web);
     let stored = tokio::task::spawn_blocking({
         let db = db.clone();
         move || settled_outbox(&db)
@@ -180,7 +176,7 @@ async fn events_stored_before_a_sigkill_arrive_after_the_restart_and_hazards_kee
     assert_eq!(received_ids, stored_ids, "every stored event, in order");
 
     // The same hazards seen again: merged into the resumed ones, never a `new` under another id.
-    push_photos();
+    push_photos(web);
     tokio::time::sleep(Duration::from_secs(8)).await;
     while let Ok((payload, _)) = rx.try_recv() {
         let Ok(event) = serde_json::from_slice::<HazardEvent>(&payload) else { continue };

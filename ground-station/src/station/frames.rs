@@ -91,8 +91,11 @@ pub struct PendingFrame {
 /// Counters of the pipeline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameStats {
-    /// Capture messages announced by drones.
+    /// Photos drones announced with a file URL to download (`CAMERA_IMAGE_CAPTURED`).
     pub captures_announced: u64,
+    /// Capture messages without an image to download (`CAMERA_FEEDBACK`, `CAMERA_TRIGGER`: the photo stays on
+    /// the camera and comes later by SD card or push).
+    pub captures_without_image: u64,
     /// Frames accepted into the queue.
     pub queued: u64,
     /// Frames run through the detector (with or without detections).
@@ -112,6 +115,7 @@ pub struct FrameStats {
 #[derive(Debug, Default)]
 struct Counters {
     captures_announced: AtomicU64,
+    captures_without_image: AtomicU64,
     queued: AtomicU64,
     processed: AtomicU64,
     dropped: AtomicU64,
@@ -198,6 +202,7 @@ impl Frames {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         FrameStats {
             captures_announced: get(&c.captures_announced),
+            captures_without_image: get(&c.captures_without_image),
             queued: get(&c.queued),
             processed: get(&c.processed),
             dropped: get(&c.dropped),
@@ -327,9 +332,10 @@ async fn feed(thread: Arc<DetectorThread<FrameTag>>, mut queue: mpsc::Receiver<P
         frame.image.shrink_to_fit();
         let job = DetectorJob { tag: FrameTag { capture_id, frame }, image };
         let detector = thread.clone();
-        match tokio::task::spawn_blocking(move || detector.submit(job)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => {
+        // Only whether the thread took the job matters here; a refused job comes back and is dropped.
+        match tokio::task::spawn_blocking(move || detector.submit(job).is_ok()).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
                 tracing::error!("The detector thread has stopped; frames are no longer processed.");
                 return;
             }
@@ -570,15 +576,15 @@ impl LinkListener {
         let Some(drone) = self.deps.fleet.drone_at(self.bridge, event.system_id) else { return };
         match event.kind {
             VehicleEventKind::Capture(capture) => {
-                self.frames.counters.captures_announced.fetch_add(1, Ordering::Relaxed);
                 let received = SystemTime::now();
-                let Some(pose) = live_pose(&capture, drone.camera.as_ref(), &drone.id) else {
-                    self.frames.counters.failed.fetch_add(1, Ordering::Relaxed);
+                let Some(url) = capture.file_url.clone() else {
+                    self.frames.counters.captures_without_image.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(drone = %drone.id, source = ?capture.source, "Capture without a file URL.");
                     return;
                 };
-                let Some(url) = capture.file_url.clone() else {
+                self.frames.counters.captures_announced.fetch_add(1, Ordering::Relaxed);
+                let Some(pose) = live_pose(&capture, drone.camera.as_ref(), &drone.id) else {
                     self.frames.counters.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(drone = %drone.id, "Capture without a file URL: the camera does not serve its photos.");
                     return;
                 };
                 let taken = capture
@@ -618,13 +624,15 @@ impl LinkListener {
                 });
             }
             VehicleEventKind::NamedValue { name, value, .. } if name == self.config.gas.named_value => {
-                if f64::from(value) < self.config.gas.threshold_ppm_m {
-                    return;
-                }
                 let Some(position) = self.deps.fleet.vehicle(&drone.id).and_then(|v| v.state().position) else {
-                    tracing::warn!(drone = %drone.id, value, "Gas reading over the threshold without a position.");
+                    tracing::debug!(drone = %drone.id, value, "Gas reading without a position: ignored.");
                     return;
                 };
+                if gas_excess_ppm_m(f64::from(value), position.relative_alt_m, &self.config.gas)
+                    < self.config.gas.threshold_ppm_m
+                {
+                    return;
+                }
                 self.frames.counters.gas_readings.fetch_add(1, Ordering::Relaxed);
                 let errors = self.config.georef.errors;
                 let observation = Observation {
@@ -650,6 +658,11 @@ impl LinkListener {
             _ => {}
         }
     }
+}
+
+/// A column reading minus the ambient methane between the drone and the ground, ppm*m.
+fn gas_excess_ppm_m(reading_ppm_m: f64, height_m: f64, gas: &GasSensorSettings) -> f64 {
+    reading_ppm_m - gas.ambient_ppm * height_m.max(0.0)
 }
 
 /// The pose of a live capture; `None` (logged) when it cannot be georeferenced.
@@ -717,6 +730,16 @@ async fn download(url: &str) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gas_readings_count_only_above_the_ambient_column() {
+        let gas = GasSensorSettings { named_value: "CH4".into(), threshold_ppm_m: 100.0, ambient_ppm: 1.9 };
+        // Clean air seen from 64 m reads 122 ppm*m: no excess worth a hazard.
+        assert!(gas_excess_ppm_m(121.6, 64.0, &gas).abs() < 1e-9);
+        assert!(gas_excess_ppm_m(121.6 + 150.0, 64.0, &gas) >= gas.threshold_ppm_m);
+        // On the ground (or a bad negative height) nothing is subtracted.
+        assert!((gas_excess_ppm_m(50.0, -3.0, &gas) - 50.0).abs() < 1e-9);
+    }
 
     #[test]
     fn evidence_ids_round_trip_and_stay_plain_tokens() {
