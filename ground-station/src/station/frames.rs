@@ -54,9 +54,10 @@ const CROP_MARGIN: f32 = 0.5;
 const CROP_MIN_MARGIN_PX: f32 = 24.0;
 /// Capture receive times kept for latency figures.
 const RECEIVED_KEPT: usize = 10_000;
-/// Extra one-sigma uncertainty of a gas reading's position: a TDLAS beam reads the column under the drone and a
-/// plume drifts a few metres from its source.
-const GAS_EXTRA_UNCERTAINTY_M: f64 = 5.0;
+/// Extra one-sigma uncertainty of a gas reading's position: a TDLAS beam reads the column under the drone, and
+/// the drone is anywhere over a plume that spreads about ten metres from its source. (Readings over one plume are
+/// not independent, so they must not outweigh one photo of the leaking cylinder when fused.)
+const GAS_EXTRA_UNCERTAINTY_M: f64 = 10.0;
 
 /// How a frame reached the station.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
