@@ -1395,8 +1395,10 @@ mod tests {
         assert_eq!(settings.gas_sensor.named_value, "CH4");
         assert_eq!(settings.storage.database, PathBuf::from("patrol-data/patrol.sqlite"));
         assert_eq!(settings.storage.retention, Duration::from_secs(30 * 86_400));
-        assert_eq!(settings.inference.classify("smoke"), Some((HazardKind::Fire, 0.45)));
-        assert_eq!(settings.inference.classify("fire"), Some((HazardKind::Fire, 0.35)));
+        assert_eq!(settings.inference.classify("smoke"), Some((HazardKind::Fire, 0.55)));
+        assert_eq!(settings.inference.classify("fire"), Some((HazardKind::Fire, 0.475)));
+        assert_eq!(settings.inference.classify("gas_cylinder"), Some((HazardKind::Gas, 0.4)));
+        assert_eq!(settings.inference.model, PathBuf::from("models/patrol-hazard.onnx"));
         assert_eq!(settings.inference.classify("car"), None);
         assert!(settings.drones.is_empty());
     }
