@@ -87,11 +87,11 @@ pub fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let bytes = std::fs::read(path);
         let jpeg = bytes.as_ref().ok().filter(|_| pusher.is_some()).cloned();
         let record = FrameRecord::from_photo(&args.drone_id, path, bytes, camera.as_ref());
-        if let (Some(pusher), Some(jpeg), Some(pose)) = (&pusher, jpeg, &record.pose) {
-            if let Err(error) = pusher.push(&record, pose, jpeg) {
-                summary.refused += 1;
-                bar.println(format!("refused {}: {error:#}", path.display()));
-            }
+        if let (Some(pusher), Some(jpeg), Some(pose)) = (&pusher, jpeg, &record.pose)
+            && let Err(error) = pusher.push(&record, pose, jpeg)
+        {
+            summary.refused += 1;
+            bar.println(format!("refused {}: {error:#}", path.display()));
         }
         // A hidden bar (stderr not a terminal) drops `println`, so print the summary line directly.
         if bar.is_hidden() {

@@ -198,13 +198,13 @@ impl Fleet {
                 .map_or(Duration::MAX, |at| tokio::time::Instant::now().saturating_duration_since(at));
             trail.last_heard = Some(now.checked_sub(silent).unwrap_or(now));
         }
-        if let Some(position) = state.position {
-            if trail.points.back() != Some(&position.point) {
-                if trail.points.len() == TRAIL_POINTS {
-                    trail.points.pop_front();
-                }
-                trail.points.push_back(position.point);
+        if let Some(position) = state.position
+            && trail.points.back() != Some(&position.point)
+        {
+            if trail.points.len() == TRAIL_POINTS {
+                trail.points.pop_front();
             }
+            trail.points.push_back(position.point);
         }
     }
 }

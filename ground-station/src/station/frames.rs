@@ -327,9 +327,10 @@ async fn feed(thread: Arc<DetectorThread<FrameTag>>, mut queue: mpsc::Receiver<P
         frame.image.shrink_to_fit();
         let job = DetectorJob { tag: FrameTag { capture_id, frame }, image };
         let detector = thread.clone();
-        match tokio::task::spawn_blocking(move || detector.submit(job)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => {
+        // Only whether the detector thread still takes jobs matters here.
+        match tokio::task::spawn_blocking(move || detector.submit(job).is_ok()).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
                 tracing::error!("The detector thread has stopped; frames are no longer processed.");
                 return;
             }
