@@ -3,6 +3,9 @@
 //! event arrives, in order, and the same hazards seen again are not re-issued under new ids. SIGTERM then stops
 //! it cleanly.
 
+// Helpers outside #[test] functions panic on purpose: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
