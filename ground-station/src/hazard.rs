@@ -124,6 +124,8 @@ pub enum Verdict {
     FalsePositive,
     /// It was real and is handled.
     Closed,
+    /// The reviewer undid their verdict: the hazard is unreviewed (and open) again, back in the review queue.
+    Reopened,
 }
 
 impl Verdict {
@@ -133,6 +135,7 @@ impl Verdict {
             Verdict::Confirmed => ReviewStatus::Confirmed,
             Verdict::FalsePositive => ReviewStatus::FalsePositive,
             Verdict::Closed => ReviewStatus::Closed,
+            Verdict::Reopened => ReviewStatus::Unreviewed,
         }
     }
 

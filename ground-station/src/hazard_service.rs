@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,6 +22,8 @@ use crate::tracking::{Change, Observation, TrackError, Tracker, TrackerConfig};
 const COMMAND_CAPACITY: usize = 64;
 /// How often open hazards are checked for `tracking.end_after`.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+/// Capacity of the changed-hazards broadcast; a slow subscriber gets `Lagged` and reloads.
+const CHANGES_CAPACITY: usize = 256;
 
 /// Hazard service failures.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,7 @@ pub struct Observed {
 #[derive(Debug, Clone)]
 pub struct HazardHandle {
     commands: mpsc::Sender<Command>,
+    changes: broadcast::Sender<Hazard>,
 }
 
 impl HazardHandle {
@@ -115,9 +118,12 @@ impl HazardHandle {
     }
 
     /// Applies an operator's verdict: stores and publishes the review, then the hazard's `update` or `end`.
+    /// [`Verdict::Reopened`] undoes the hazard's verdict (see [`Tracker::reopen`]), also for a hazard the verdict
+    /// ended.
     ///
     /// # Errors
-    /// [`HazardServiceError::Track`] for a hazard that is not open, else as [`HazardHandle::observe`].
+    /// [`HazardServiceError::Track`] for a hazard that is not open (or, for a reopen, holds no verdict), else as
+    /// [`HazardHandle::observe`].
     pub async fn review(&self, request: ReviewRequest) -> Result<ReviewEvent, HazardServiceError> {
         self.ask(|reply| Command::Review(request, rfc3339::to_millis(SystemTime::now()), reply)).await
     }
@@ -128,6 +134,12 @@ impl HazardHandle {
     /// [`HazardServiceError::Stopped`].
     pub async fn open_hazards(&self) -> Result<Vec<Hazard>, HazardServiceError> {
         self.ask(Command::OpenHazards).await
+    }
+
+    /// Every hazard change that published an event (`new`, `update`, `end`), after it was stored. Bounded: a
+    /// slow subscriber gets `Lagged` and should reload from storage.
+    pub fn subscribe(&self) -> broadcast::Receiver<Hazard> {
+        self.changes.subscribe()
     }
 }
 
@@ -148,9 +160,10 @@ pub async fn start(
     tracing::info!(open_hazards = open.len(), "Hazard tracker resumed.");
     let tracker = Tracker::restore(config, open, counters);
     let (commands, rx) = mpsc::channel(COMMAND_CAPACITY);
-    let service = Service { tracker, district, storage, mqtt };
+    let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
+    let service = Service { tracker, district, storage, mqtt, changes: changes.clone() };
     tasks.spawn(service.run(rx, cancel));
-    Ok(HazardHandle { commands })
+    Ok(HazardHandle { commands, changes })
 }
 
 struct Service {
@@ -158,6 +171,7 @@ struct Service {
     district: Arc<District>,
     storage: StorageHandle,
     mqtt: MqttHandle,
+    changes: broadcast::Sender<Hazard>,
 }
 
 impl Service {
@@ -201,7 +215,21 @@ impl Service {
             Command::Review(request, at, reply) => {
                 // The review's id comes first: it is published before the hazard's update or end.
                 let event_id = self.tracker.next_event_id();
-                let change = match self.tracker.review(&request.hazard_id, request.verdict) {
+                let reviewed = if request.verdict == Verdict::Reopened && !self.tracker.is_open(&request.hazard_id) {
+                    // A verdict that ended the hazard is undone from the stored record: the tracker forgot it.
+                    let id = request.hazard_id.clone();
+                    match self.storage.call(move |db| db.hazard(&id)).await {
+                        Ok(stored) => self.tracker.reopen(&request.hazard_id, stored),
+                        Err(error) => {
+                            self.tracker = before;
+                            let _ = reply.send(Err(error.into()));
+                            return;
+                        }
+                    }
+                } else {
+                    self.tracker.review(&request.hazard_id, request.verdict)
+                };
+                let change = match reviewed {
                     Ok(change) => change,
                     Err(error) => {
                         self.tracker = before;
@@ -239,6 +267,8 @@ impl Service {
         }
         let topics = self.mqtt.topics().clone();
         let events: Vec<HazardEvent> = changes.iter().filter_map(|change| change.event.clone()).collect();
+        let announced: Vec<Hazard> =
+            changes.iter().filter(|change| change.event.is_some()).map(|change| change.hazard.clone()).collect();
         let hazards: Vec<Hazard> = changes.into_iter().map(|change| change.hazard).collect();
         // The review goes first on the wire: its verdict explains the hazard's update or end.
         let mut messages: Vec<_> = review.iter().map(|review| topics.review_message(review)).collect();
@@ -254,6 +284,10 @@ impl Service {
         match stored {
             Ok(()) => {
                 self.mqtt.outbox_changed();
+                for hazard in announced {
+                    // Nobody listening is fine.
+                    let _ = self.changes.send(hazard);
+                }
                 Ok(events)
             }
             Err(error) => {

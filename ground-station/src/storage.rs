@@ -418,6 +418,30 @@ impl Database {
         Ok(())
     }
 
+    /// A capture by id.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub fn capture(&self, id: &str) -> Result<Option<CaptureRecord>, StorageError> {
+        self.conn
+            .query_row(
+                "SELECT id, drone_id, mission_id, taken_ms, pose_json, image_path FROM captures WHERE id = ?1",
+                [id],
+                |row| {
+                    Ok(CaptureRecord {
+                        id: row.get(0)?,
+                        drone_id: row.get(1)?,
+                        mission_id: row.get(2)?,
+                        taken: from_ms(row.get(3)?),
+                        pose_json: row.get(4)?,
+                        image_path: row.get::<_, Option<String>>(5)?.map(PathBuf::from),
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Records the detections of a capture (which must be stored first).
     ///
     /// # Errors
@@ -1001,6 +1025,9 @@ mod tests {
         .unwrap();
         db.insert_detections(std::slice::from_ref(&detection)).unwrap();
         assert_eq!(db.detections("cap1").unwrap(), vec![detection]);
+        let capture = db.capture("cap1").unwrap().unwrap();
+        assert_eq!((capture.drone_id.as_str(), capture.mission_id.as_deref(), capture.taken), ("d1", Some("m1"), t));
+        assert_eq!(db.capture("cap2").unwrap(), None);
     }
 
     #[tokio::test]

@@ -151,6 +151,12 @@ pub enum TrackError {
         /// The id.
         hazard_id: String,
     },
+    /// A reopen of a hazard no verdict is holding: unreviewed, or ended for another reason than a review.
+    #[error("hazard {hazard_id} has no verdict to undo (it is unreviewed, or it ended without a review)")]
+    NotReviewed {
+        /// The id.
+        hazard_id: String,
+    },
 }
 
 /// The hazard tracker.
@@ -349,11 +355,14 @@ impl Tracker {
     }
 
     /// Applies an operator's verdict: `confirmed` publishes an `update`; `false_positive` and `closed` end the
-    /// hazard ([`EndReason::Review`]).
+    /// hazard ([`EndReason::Review`]); `reopened` is [`Tracker::reopen`] of an open hazard.
     ///
     /// # Errors
-    /// [`TrackError::NotOpen`] when no open hazard has this id.
+    /// [`TrackError::NotOpen`] when no open hazard has this id; for `reopened`, as [`Tracker::reopen`].
     pub fn review(&mut self, hazard_id: &str, verdict: Verdict) -> Result<Change, TrackError> {
+        if verdict == Verdict::Reopened {
+            return self.reopen(hazard_id, None);
+        }
         let index = self
             .open
             .iter()
@@ -373,6 +382,44 @@ impl Tracker {
         let after = self.open[index].clone();
         let event = (before.review != after.review).then(|| self.event(HazardEventType::Update, Some(before), &after));
         Ok(Change { hazard: after, event })
+    }
+
+    /// Undoes a verdict: the hazard is unreviewed again, and open again when the verdict had ended it, with an
+    /// `update` (`before` the reviewed hazard). `ended` is the hazard as stored, needed when a verdict ended it
+    /// (the tracker forgets ended hazards); a hazard that ended for any other reason stays ended.
+    ///
+    /// # Errors
+    /// [`TrackError::NotReviewed`] when the hazard is open and unreviewed, or ended otherwise than by a review;
+    /// [`TrackError::NotOpen`] when it is not open and `ended` is not it.
+    pub fn reopen(&mut self, hazard_id: &str, ended: Option<Hazard>) -> Result<Change, TrackError> {
+        let not_reviewed = || TrackError::NotReviewed { hazard_id: hazard_id.to_owned() };
+        if let Some(index) = self.open.iter().position(|hazard| hazard.id == hazard_id) {
+            if self.open[index].review == ReviewStatus::Unreviewed {
+                return Err(not_reviewed());
+            }
+            let before = self.open[index].clone();
+            self.open[index].review = ReviewStatus::Unreviewed;
+            let after = self.open[index].clone();
+            let event = self.event(HazardEventType::Update, Some(before), &after);
+            return Ok(Change { hazard: after, event: Some(event) });
+        }
+        let before = ended
+            .filter(|hazard| hazard.id == hazard_id)
+            .ok_or_else(|| TrackError::NotOpen { hazard_id: hazard_id.to_owned() })?;
+        if before.end_reason != Some(EndReason::Review) {
+            return Err(not_reviewed());
+        }
+        let mut after = before.clone();
+        after.end_reason = None;
+        after.review = ReviewStatus::Unreviewed;
+        self.open.push(after.clone());
+        let event = self.event(HazardEventType::Update, Some(before), &after);
+        Ok(Change { hazard: after, event: Some(event) })
+    }
+
+    /// Whether an open hazard has this id.
+    pub fn is_open(&self, hazard_id: &str) -> bool {
+        self.open.iter().any(|hazard| hazard.id == hazard_id)
     }
 }
 
@@ -717,6 +764,38 @@ mod tests {
         assert_eq!(event.after.review, ReviewStatus::FalsePositive);
         assert_eq!(tracker.review("gs:h:2", Verdict::Closed), Err(TrackError::NotOpen { hazard_id: "gs:h:2".into() }));
         assert!(tracker.review("gs:h:99", Verdict::Closed).is_err());
+    }
+
+    #[test]
+    fn reopen_undoes_a_verdict_and_brings_back_a_hazard_a_review_ended() {
+        let mut tracker = Tracker::new(config());
+        tracker.observe(fire(0.0, 0.0, 0.7, 0), &Bands);
+        tracker.observe(fire(500.0, 0.0, 0.7, 0), &Bands);
+        tracker.observe(fire(0.0, 900.0, 0.7, 0), &Bands);
+        assert_eq!(tracker.reopen("gs:h:1", None), Err(TrackError::NotReviewed { hazard_id: "gs:h:1".into() }));
+        tracker.review("gs:h:1", Verdict::Confirmed).unwrap();
+        let reopened = tracker.review("gs:h:1", Verdict::Reopened).unwrap();
+        let event = reopened.event.unwrap();
+        assert_eq!(event.event_type, HazardEventType::Update);
+        assert_eq!(event.before.unwrap().review, ReviewStatus::Confirmed);
+        assert_eq!(event.after.review, ReviewStatus::Unreviewed);
+
+        let rejected = tracker.review("gs:h:2", Verdict::FalsePositive).unwrap().hazard;
+        assert!(!tracker.is_open("gs:h:2"));
+        assert_eq!(tracker.reopen("gs:h:2", None), Err(TrackError::NotOpen { hazard_id: "gs:h:2".into() }));
+        let back = tracker.reopen("gs:h:2", Some(rejected)).unwrap();
+        let event = back.event.unwrap();
+        assert_eq!(event.event_type, HazardEventType::Update);
+        assert_eq!(event.before.unwrap().end_reason, Some(EndReason::Review));
+        assert!(event.after.is_open() && event.after.review == ReviewStatus::Unreviewed);
+        assert!(tracker.is_open("gs:h:2"));
+        // The same fire seen again merges into it, as before the verdict.
+        assert_eq!(tracker.observe(fire(500.0, 0.0, 0.8, 1), &Bands).hazard.id, "gs:h:2");
+
+        let stale = tracker.expire(at(10 * 24 * 3600)).into_iter().next().unwrap().hazard;
+        assert_eq!(stale.end_reason, Some(EndReason::Stale));
+        let id = stale.id.clone();
+        assert_eq!(tracker.reopen(&id, Some(stale)), Err(TrackError::NotReviewed { hazard_id: id }));
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod hazards;
 mod live;
 mod openapi;
 mod review;
+pub mod review_queue;
 pub mod station_backend;
 
 use std::net::SocketAddr;

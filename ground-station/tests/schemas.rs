@@ -133,6 +133,8 @@ fn reviews_match_the_schema() {
         at: at(100),
     };
     assert_valid(&validator, &Topics::new("patrol").review_message(&review).payload);
+    let reopened = ReviewEvent { verdict: Verdict::Reopened, ..review.clone() };
+    assert_valid(&validator, &Topics::new("patrol").review_message(&reopened).payload);
     let mut bad = serde_json::to_value(&review).unwrap();
     bad["verdict"] = "maybe".into();
     assert!(!validator.is_valid(&bad));

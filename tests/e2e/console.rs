@@ -40,7 +40,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts chromedriver on a free port and waits until it accepts connections.
-async fn chromedriver() -> (tokio::process::Child, u16) {
+pub(crate) async fn chromedriver() -> (tokio::process::Child, u16) {
     let port = free_port();
     let child = tokio::process::Command::new(executable("chromedriver"))
         .arg(format!("--port={port}"))
@@ -61,7 +61,7 @@ async fn chromedriver() -> (tokio::process::Child, u16) {
     (child, port)
 }
 
-async fn browser(driver_port: u16, profile: &std::path::Path) -> Client {
+pub(crate) async fn browser(driver_port: u16, profile: &std::path::Path) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".to_owned(),
@@ -82,16 +82,16 @@ async fn browser(driver_port: u16, profile: &std::path::Path) -> Client {
         .expect("open a Chromium session")
 }
 
-fn password(role: Role) -> String {
+pub(crate) fn password(role: Role) -> String {
     format!("{role}-browser-password")
 }
 
-async fn find(client: &Client, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn find(client: &Client, css: &str) -> fantoccini::elements::Element {
     client.wait().at_most(WAIT).for_element(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
 /// Polls a JavaScript expression until it is true.
-async fn wait_js(client: &Client, expression: &str) {
+pub(crate) async fn wait_js(client: &Client, expression: &str) {
     let script = format!("return Boolean({expression});");
     let check = async {
         loop {
@@ -105,14 +105,14 @@ async fn wait_js(client: &Client, expression: &str) {
 }
 
 /// A JavaScript test that drone `id`'s latest autopilot answer was accepted and says `text`.
-fn answer_is(id: &str, text: &str) -> String {
+pub(crate) fn answer_is(id: &str, text: &str) -> String {
     format!(
         "(() => {{ const li = document.querySelector(\"#fly-answers li[data-drone-id='{id}']\"); \
          return li && li.classList.contains('ok') && li.textContent.includes('{text}'); }})()"
     )
 }
 
-async fn log_in(client: &Client, base: &str, role: Role) {
+pub(crate) async fn log_in(client: &Client, base: &str, role: Role) {
     client.goto(base).await.unwrap();
     find(client, "#login-username").await.send_keys(role.as_str()).await.unwrap();
     find(client, "#login-password").await.send_keys(&password(role)).await.unwrap();
@@ -120,19 +120,19 @@ async fn log_in(client: &Client, base: &str, role: Role) {
     find(client, "header#top:not([hidden])").await;
 }
 
-async fn log_out(client: &Client) {
+pub(crate) async fn log_out(client: &Client) {
     find(client, "#logout").await.click().await.unwrap();
     find(client, "#login-form").await;
 }
 
 /// Clicks a button that opens the confirmation dialog, then confirms.
-async fn confirmed_click(client: &Client, css: &str) {
+pub(crate) async fn confirmed_click(client: &Client, css: &str) {
     find(client, css).await.click().await.unwrap();
     find(client, "dialog#confirm[open] #confirm-ok").await.click().await.unwrap();
     wait_js(client, "!document.getElementById('confirm').open").await;
 }
 
-async fn screenshot(client: &Client, name: &str) {
+pub(crate) async fn screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
     let dir = workspace_root().join("docs/screenshots");
     std::fs::create_dir_all(&dir).unwrap();

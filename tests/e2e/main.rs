@@ -2,6 +2,7 @@
 
 mod bridge_interop;
 mod console;
+mod console_live;
 mod daemon;
 mod fleet;
 mod patrol;

@@ -2,7 +2,7 @@
 //! images, and a review queue with leases. For router and browser tests (feature `test-util`); it computes
 //! everything it answers from its own state, and moves only when [`DemoBackend::step`] is called.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -16,6 +16,7 @@ use super::api::{
     ReviewItem, ReviewRecord, ReviewStatus, Severity, Sortie, VehicleCommand, Verdict,
 };
 use super::backend::{BackendError, ConsoleBackend, EvidenceImage};
+use super::review_queue::{Candidate, ReviewQueue};
 
 /// Metres per degree of latitude (spherical Earth; plenty for a demo district).
 const M_PER_DEG_LAT: f64 = 111_320.0;
@@ -93,12 +94,6 @@ struct DemoDrone {
 }
 
 #[derive(Debug)]
-struct Claim {
-    reviewer: String,
-    expires: SystemTime,
-}
-
-#[derive(Debug)]
 struct DemoState {
     drones: Vec<DemoDrone>,
     district: District,
@@ -108,9 +103,7 @@ struct DemoState {
     hazards: Vec<Hazard>,
     frames: HashMap<String, Vec<EvidenceFrame>>,
     images: HashMap<String, EvidenceImage>,
-    claims: HashMap<String, Claim>,
-    skipped: HashSet<(String, String)>,
-    reviews: Vec<ReviewRecord>,
+    queue: ReviewQueue,
 }
 
 /// An in-memory console backend: two drones (one ArduPilot, one PX4 with a low battery that refuses to arm), a
@@ -192,9 +185,7 @@ impl DemoBackend {
             hazards: Vec::new(),
             frames: HashMap::new(),
             images: HashMap::new(),
-            claims: HashMap::new(),
-            skipped: HashSet::new(),
-            reviews: Vec::new(),
+            queue: ReviewQueue::new(),
         };
         let seeds = [
             ("h-1", HazardKind::Fire, "fire", 0.91, Severity::A, (120.0, 80.0), 50, "G-01", [230, 80, 20]),
@@ -381,7 +372,7 @@ impl DemoBackend {
 
     /// Every verdict stored so far (including undone ones), oldest first.
     pub fn reviews(&self) -> Vec<ReviewRecord> {
-        self.lock().reviews.clone()
+        self.lock().queue.records().to_vec()
     }
 
     fn plan_sync(&self, request: &PlanRequest) -> Result<PlanSummary, BackendError> {
@@ -561,26 +552,25 @@ impl DemoBackend {
     fn claim_sync(&self, reviewer: &str, lease: Duration) -> Option<ReviewItem> {
         let now = SystemTime::now();
         let mut state = self.lock();
-        state.claims.retain(|_, claim| claim.expires > now);
-        let held = state.claims.iter().find(|(_, c)| c.reviewer == reviewer).map(|(id, _)| id.clone());
-        let chosen = held.or_else(|| {
-            let mut candidates: Vec<&Hazard> = state
-                .hazards
-                .iter()
-                .filter(|h| h.review == ReviewStatus::Pending && !state.claims.contains_key(&h.id))
-                .collect();
-            candidates.sort_by_key(|h| {
-                (state.skipped.contains(&(reviewer.to_owned(), h.id.clone())), h.severity, h.first_seen_unix_ms)
-            });
-            candidates.first().map(|h| h.id.clone())
-        })?;
-        let expires = now + lease;
-        state.claims.insert(chosen.clone(), Claim { reviewer: reviewer.to_owned(), expires });
-        let hazard = state.hazards.iter().find(|h| h.id == chosen)?.clone();
-        let remaining =
-            state.hazards.iter().filter(|h| h.review == ReviewStatus::Pending && h.id != chosen).count() as u32;
-        let frames = state.frames.get(&chosen).cloned().unwrap_or_default();
-        Some(ReviewItem { hazard, frames, lease_expires_unix_ms: now_ms(expires), remaining })
+        let pending: Vec<Candidate> = state
+            .hazards
+            .iter()
+            .filter(|h| h.review == ReviewStatus::Pending)
+            .map(|h| Candidate {
+                hazard_id: h.id.clone(),
+                severity: h.severity,
+                first_seen_unix_ms: h.first_seen_unix_ms,
+            })
+            .collect();
+        let claimed = state.queue.claim(reviewer, &pending, lease, now)?;
+        let hazard = state.hazards.iter().find(|h| h.id == claimed.hazard_id)?.clone();
+        let frames = state.frames.get(&claimed.hazard_id).cloned().unwrap_or_default();
+        Some(ReviewItem {
+            hazard,
+            frames,
+            lease_expires_unix_ms: now_ms(claimed.expires),
+            remaining: claimed.remaining,
+        })
     }
 
     fn verdict_sync(
@@ -592,14 +582,7 @@ impl DemoBackend {
     ) -> Result<(ReviewRecord, Hazard), BackendError> {
         let now = SystemTime::now();
         let mut state = self.lock();
-        match state.claims.get(hazard_id) {
-            Some(claim) if claim.reviewer == reviewer && claim.expires > now => {}
-            Some(claim) if claim.expires > now => {
-                return Err(BackendError::Conflict(format!("{hazard_id} is claimed by another reviewer")));
-            }
-            _ => return Err(BackendError::Conflict(format!("claim {hazard_id} first (the claim may have lapsed)"))),
-        }
-        state.claims.remove(hazard_id);
+        state.queue.check_claim(reviewer, hazard_id, now)?;
         let hazard = state
             .hazards
             .iter_mut()
@@ -614,9 +597,6 @@ impl DemoBackend {
             Verdict::Skip => {}
         }
         let hazard = hazard.clone();
-        if verdict == Verdict::Skip {
-            state.skipped.insert((reviewer.to_owned(), hazard_id.to_owned()));
-        }
         let record = ReviewRecord {
             hazard_id: hazard_id.to_owned(),
             reviewer: reviewer.to_owned(),
@@ -625,27 +605,18 @@ impl DemoBackend {
             at_unix_ms: now_ms(now),
             undone: false,
         };
-        state.reviews.push(record.clone());
+        state.queue.record(record.clone());
         Ok((record, hazard))
     }
 
     fn undo_sync(&self, reviewer: &str) -> Option<(ReviewRecord, Hazard)> {
         let now = SystemTime::now();
         let mut state = self.lock();
-        let record = state.reviews.iter_mut().rev().find(|r| r.reviewer == reviewer && !r.undone)?;
-        record.undone = true;
-        let record = record.clone();
-        state.skipped.remove(&(reviewer.to_owned(), record.hazard_id.clone()));
+        let record = state.queue.undo(reviewer, now)?;
         let hazard = state.hazards.iter_mut().find(|h| h.id == record.hazard_id)?;
         hazard.review = ReviewStatus::Pending;
         hazard.status = HazardStatus::Open;
         let hazard = hazard.clone();
-        // The item comes back to the reviewer who undid it (unless someone else holds it by now).
-        state.claims.retain(|_, c| c.reviewer != reviewer);
-        state
-            .claims
-            .entry(record.hazard_id.clone())
-            .or_insert(Claim { reviewer: reviewer.to_owned(), expires: now + Duration::from_secs(300) });
         Some((record, hazard))
     }
 }
