@@ -99,7 +99,6 @@ pub struct Station {
     intake: CancellationToken,
     /// Cancelled second: the rest.
     cancel: CancellationToken,
-    storage_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Station {
@@ -122,7 +121,8 @@ impl Station {
 
         std::fs::create_dir_all(&settings.station.data_dir)
             .with_context(|| format!("creating the data directory {}", settings.station.data_dir.display()))?;
-        let (storage, storage_thread) = StorageHandle::open(&settings.storage.database)
+        // The storage thread is detached: it ends when the last `StorageHandle` is dropped.
+        let (storage, _storage_thread) = StorageHandle::open(&settings.storage.database)
             .with_context(|| format!("opening the database {}", settings.storage.database.display()))?;
 
         if let BrokerSettings::Embedded { listen } = &settings.mqtt.broker {
@@ -225,7 +225,6 @@ impl Station {
             tasks,
             intake,
             cancel,
-            storage_thread: Some(storage_thread),
         };
         if options.web {
             station.web_addr = Some(station.start_web().await?);
@@ -285,7 +284,7 @@ impl Station {
 
     /// Stops in order: frame intake and drone listeners, then (after the queued frames are through) MQTT, the web
     /// server and the rest. Drones are not commanded. Waits at most [`SHUTDOWN_DEADLINE`].
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         tracing::info!("Shutting down: no new frames; draining the detector queue.");
         self.intake.cancel();
         // The queued frames finish while MQTT still runs: their events go out now, or stay in the outbox.
@@ -306,11 +305,7 @@ impl Station {
         if tokio::time::timeout(SHUTDOWN_DEADLINE, self.tasks.wait()).await.is_err() {
             tracing::warn!(tasks = self.tasks.len(), "Tasks still running at the shutdown deadline; leaving them.");
         }
-        drop(self.storage);
-        if let Some(thread) = self.storage_thread.take() {
-            // The storage thread ends when its last handle is gone; the remaining handles die with the process.
-            drop(thread);
-        }
+        // The storage thread ends by itself when its last handle is gone.
         tracing::info!("Stopped.");
     }
 }

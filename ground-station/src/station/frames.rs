@@ -327,10 +327,10 @@ struct FrameTag {
 /// Moves frames from the async queue into the detector thread, waiting (on a blocking thread) while it is busy.
 /// Ends when every sender is gone (shutdown drains the queue) or the detector stopped.
 async fn feed(thread: Arc<DetectorThread<FrameTag>>, mut queue: mpsc::Receiver<PendingFrame>, frames: Frames) {
-    while let Some(mut frame) = queue.recv().await {
+    while let Some(frame) = queue.recv().await {
         let capture_id = frames.new_capture_id(frame.received);
+        // The detector decodes its copy; the frame keeps the JPEG for the evidence.
         let image = ImageInput::Encoded(frame.image.clone());
-        frame.image.shrink_to_fit();
         let job = DetectorJob { tag: FrameTag { capture_id, frame }, image };
         let detector = thread.clone();
         // Only whether the thread took the job matters here; a refused job comes back and is dropped.
