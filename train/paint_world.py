@@ -12,6 +12,14 @@ The south-west quadrant (lat < mid, lon < mid) stays hazard-free: it is the demo
 
   python paint_world.py                  # writes ../data/demo-world/
   python paint_world.py --check ../models/patrol-hazard.onnx   # also runs the model on simulated camera views
+
+Calibration worlds: `--seed` other than the demo's paints another world of the same kind (other background chips,
+the planted hazards moved by up to 60 m within their quadrant, other sprites) into another folder, and
+`--calibrate` sweeps the simulated camera over a whole world and prints, per class, the highest score away from
+every planted hazard and the lowest best score on a planted one: the station's alert thresholds are chosen on such
+worlds, never on the demo world that the tests and the demo score against.
+
+  python paint_world.py --seed 7 --out data/calib-7 --calibrate ../models/patrol-hazard.onnx
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import argparse
 import json
 import math
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,14 +135,18 @@ def plant(gen: synth.Generator, sc: synth.Scene, rng: random.Random, label: str,
     return sc.solid(synth.CLASS_NAMES.index(label), obj, height, (int(cx - w / 2), int(cy - h / 2)))
 
 
-def paint(out: Path, shared: Path, quality: int) -> dict:
-    rng = random.Random(SEED)
+def paint(out: Path, shared: Path, quality: int, seed: int = SEED) -> dict:
+    rng = random.Random(seed)
+    moves = random.Random(seed + 1)
     w, h = raster_size()
     canvas = paint_background(rng, w, h, shared)
     gen = synth.Generator(shared, "train")
     sc = synth.Scene(rng, canvas, GSD_M)
     hazards = []
     for hid, label, fx, fy, size in PLAN:
+        if seed != SEED:  # a calibration world: same kinds and quadrants, other places
+            fx = min(0.95, max(0.55 if fx > 0.5 else 0.05, fx + moves.uniform(-0.12, 0.12)))
+            fy = min(0.95, max(0.55 if fy > 0.5 else 0.05, fy + moves.uniform(-0.12, 0.12)))
         cx, cy = fx * w, (1 - fy) * h
         n_before = len(sc.boxes)
         if not plant(gen, sc, rng, label, cx, cy, size) or len(sc.boxes) == n_before:
@@ -175,7 +188,7 @@ def paint(out: Path, shared: Path, quality: int) -> dict:
         "empty_quadrant": {"name": "south-west", "lat_below": mid_lat, "lon_below": mid_lon},
         "hazards": hazards,
         "leaks": leaks,
-        "seed": SEED,
+        "seed": seed,
         "generator": "train/paint_world.py (synth.py compositing)",
         "sample_data": True,
         "attribution": "Imagery (c) OpenAerialMap contributors (Open Imagery Network), CC BY 4.0; flames and smoke "
@@ -222,21 +235,73 @@ def check(world_dir: Path, model: Path, cam_gsd: float = 0.07, thr: float = 0.3)
     print(f"  empty (south-west) cell: {fp}/12 simulated views with a detection >= {thr}")
 
 
+def calibrate(world_dir: Path, model: Path, cam_gsd: float = 0.07, overlap: float = 0.2) -> None:
+    """Sweep simulated nadir camera tiles over the whole world: per class, the highest score farther than 6 m from
+    every planted hazard (a false alarm at any threshold below it) and, per planted hazard, its class's best score
+    within 6 m (missed at any threshold above it)."""
+    import onnxruntime as ort
+
+    world = json.loads((world_dir / "world.json").read_text())
+    img = Image.open(world_dir / world["raster"]).convert("RGB")
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    S = sess.get_inputs()[0].shape[2]
+    names = synth.CLASS_NAMES
+    src = S * cam_gsd / GSD_M  # raster pixels per model tile
+    near_px = 6.0 / GSD_M
+    planted = [((z["box_px"][0] + z["box_px"][2]) / 2, (z["box_px"][1] + z["box_px"][3]) / 2, z) for z in world["hazards"]]
+    worst_false = {n: (0.0, None) for n in names}
+    best_true = {z["id"]: 0.0 for _, _, z in planted}
+    w, h = world["width_px"], world["height_px"]
+    step = src * (1 - overlap)
+    y = 0.0
+    while y + src <= h:
+        x = 0.0
+        while x + src <= w:
+            tile = img.resize((S, S), Image.BILINEAR, box=(x, y, x + src, y + src))
+            o = sess.run(None, {"images": (np.asarray(tile, np.float32) / 255).transpose(2, 0, 1)[None]})[0][0]
+            for i in np.nonzero(o[4:].max(0) >= 0.3)[0]:
+                c = int(o[4:, i].argmax())
+                score = float(o[4 + c, i])
+                px, py = x + o[0, i] / S * src, y + o[1, i] / S * src
+                hits = [z for zx, zy, z in planted if math.hypot(zx - px, zy - py) < near_px + z["size_m"] / 2 / GSD_M]
+                if any(z["label"] == names[c] for z in hits):
+                    for z in hits:
+                        if z["label"] == names[c]:
+                            best_true[z["id"]] = max(best_true[z["id"]], score)
+                elif not hits and score > worst_false[names[c]][0]:
+                    lat, lon = px_to_latlon(px, py, w, h)
+                    worst_false[names[c]] = (score, (round(lat, 6), round(lon, 6)))
+            x += step
+        y += step
+    print(f"calibration sweep of {world_dir} ({cam_gsd} m/px tiles, {overlap:.0%} overlap):")
+    for n, (score, where) in worst_false.items():
+        print(f"  {n:14s} highest score away from planted hazards {score:.3f} at {where}")
+    for _, _, z in planted:
+        print(f"  {z['id']:8s} {z['label']:14s} best score {best_true[z['id']]:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=HERE.parent / "data" / "demo-world")
     ap.add_argument("--shared", type=Path, default=synth.DEFAULT_SHARED, help="path of shared/data")
     ap.add_argument("--quality", type=int, default=85, help="JPEG quality")
     ap.add_argument("--check", type=Path, default=None, help="ONNX model: run it on simulated camera views")
-    ap.add_argument("--no-paint", action="store_true", help="only --check the existing world")
+    ap.add_argument("--no-paint", action="store_true", help="only --check / --calibrate the existing world")
+    ap.add_argument("--seed", type=int, default=SEED, help="paint a calibration world (other than the demo's)")
+    ap.add_argument("--calibrate", type=Path, default=None,
+                    help="ONNX model: sweep the whole world, print the false-alarm and planted-hazard scores")
     a = ap.parse_args()
     if not a.no_paint:
-        world = paint(a.out, a.shared, a.quality)
+        if a.seed != SEED and a.out == ap.get_default("out"):
+            sys.exit("error: a calibration world (--seed) needs its own --out; data/demo-world is the demo's")
+        world = paint(a.out, a.shared, a.quality, a.seed)
         size = (a.out / "world.jpg").stat().st_size
         print(f"wrote {a.out}/world.jpg ({world['width_px']}x{world['height_px']} px, {size / 1e6:.2f} MB), "
               f"world.jgw, world.json ({len(world['hazards'])} hazards, {len(world['leaks'])} leaks)")
     if a.check:
         check(a.out, a.check)
+    if a.calibrate:
+        calibrate(a.out, a.calibrate)
 
 
 if __name__ == "__main__":

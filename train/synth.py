@@ -492,8 +492,12 @@ class Scene:
         return True
 
 
+NEGATIVE_SHARE = 0.15  # scenes without any hazard
+
+
 class Generator:
-    def __init__(self, shared: Path, split: str):
+    def __init__(self, shared: Path, split: str, negatives: float = NEGATIVE_SHARE):
+        self.negatives = negatives
         self.backgrounds = [b for b in list_backgrounds(shared) if b.split == split]
         self.oam = [b for b in self.backgrounds if "openaerialmap" in b.path]
         self.ucm = [b for b in self.backgrounds if "ucmerced" in b.path]
@@ -549,7 +553,7 @@ class Generator:
         rsize = int(round(size * gsd / render_gsd))
         canvas = background_chip(rng, self.pick_bg(rng), render_gsd, rsize)
         sc = Scene(rng, canvas, render_gsd)
-        if rng.random() >= 0.15:  # 15 % negatives
+        if rng.random() >= self.negatives:
             n = rng.choice([1, 1, 2, 2, 3, 3, 4, 5])
             for _ in range(n):
                 cls = rng.choices(range(5), weights=[0.22, 0.16, 0.26, 0.17, 0.19])[0]
@@ -578,9 +582,9 @@ class Generator:
 _GEN: Generator | None = None
 
 
-def _init(shared: str, split: str) -> None:
+def _init(shared: str, split: str, negatives: float) -> None:
     global _GEN
-    _GEN = Generator(Path(shared), split)
+    _GEN = Generator(Path(shared), split, negatives)
 
 
 def _work(args: tuple[int, int, str, int]) -> str:
@@ -599,15 +603,15 @@ def _work(args: tuple[int, int, str, int]) -> str:
 
 
 def generate(out: Path, split: str, count: int, seed: int, size: int, shared: Path, workers: int,
-             quality: int = 0) -> None:
+             quality: int = 0, negatives: float = NEGATIVE_SHARE) -> None:
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     jobs = [(seed + i, size, str(out), quality) for i in range(count)]
     done = 0
-    with Pool(workers, initializer=_init, initargs=(str(shared), split)) as pool:
+    with Pool(workers, initializer=_init, initargs=(str(shared), split, negatives)) as pool:
         for _ in pool.imap_unordered(_work, jobs, chunksize=8):
             done += 1
-            if done % 200 == 0 or done == count:
+            if done % 1000 == 0 or done == count:
                 print(f"  synth {split}: {done}/{count}", flush=True)
     (out / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
 

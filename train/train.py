@@ -4,8 +4,8 @@ Steps (all in one run):
   1. data: synthetic aerial scenes (synth.py; train/val/test splits by seed and by background image) generated once
      into train/data/, and the real fire/smoke set (train split for training; `default` images are negatives),
      letterboxed and cached as .npz;
-  2. training on CPU with a wall-clock budget (cosine LR over the budget, EMA weights, a checkpoint every epoch);
-     when the budget runs out training stops gracefully and the steps below still run;
+  2. training on CPU or a CUDA GPU (--device) with a wall-clock budget (cosine LR over the budget, EMA weights, a
+     checkpoint every epoch); when the budget runs out training stops gracefully and the steps below still run;
   3. threshold choice on the validation data (synthetic val + real `valid`, which shares videos with train and is
      only used for this), then mAP@0.5, per-class AP and precision/recall at that threshold on
      (a) the real video-free test images and (b) the synthetic test split, reported separately;
@@ -15,6 +15,7 @@ Steps (all in one run):
 Example:
   python train.py --name main --budget-min 75
   python train.py --name smoke --smoke          # 3-minute end-to-end check on tiny data
+  python train.py --name gpu --device cuda --budget-min 6 --synth-train 12000 --synth-workers 16 --loader-workers 14
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import platform
 import random
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +44,7 @@ import synth
 from model import CLASS_NAMES, NUM_CLASSES, STRIDES, Detector, DetectorExport, make_points
 
 HERE = Path(__file__).resolve().parent
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 PAD = 114
 
 
@@ -90,16 +92,20 @@ def load_set(images: list[Path], label_dir: Path, size: int, class_map: dict[int
         z = np.load(cache, allow_pickle=True)
         return z["images"], list(z["boxes"]), list(z["names"])
     arr = np.zeros((len(images), size, size, 3), np.uint8)
-    boxes, names = [], []
-    for i, p in enumerate(images):
+
+    def one(i: int) -> np.ndarray:
+        p = images[i]
         im = Image.open(p)
         w, h = im.size
         arr[i], s, (px, py) = letterbox(im, size)
         b, _ = read_yolo(label_dir / (p.stem + ".txt"), w, h, class_map)
         b[:, [1, 3]] = b[:, [1, 3]] * s + px
         b[:, [2, 4]] = b[:, [2, 4]] * s + py
-        boxes.append(b)
-        names.append(p.stem)
+        return b
+
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:  # JPEG decoding releases the GIL
+        boxes = list(pool.map(one, range(len(images))))
+    names = [p.stem for p in images]
     cache.parent.mkdir(parents=True, exist_ok=True)
     obj = np.empty(len(boxes), dtype=object)
     obj[:] = boxes
@@ -121,12 +127,14 @@ def real_split(shared: Path, split: str, size: int, data_dir: Path, only: list[s
     return load_set(imgs, root / "labels", size, REAL_MAP, data_dir / "cache" / f"{tag}.npz")
 
 
-def synth_split(shared: Path, split: str, count: int, seed: int, size: int, data_dir: Path, workers: int):
-    out = data_dir / f"synth_{split}_s{seed}_n{count}_{size}"
+def synth_split(shared: Path, split: str, count: int, seed: int, size: int, data_dir: Path, workers: int,
+                negatives: float = synth.NEGATIVE_SHARE):
+    neg = "" if negatives == synth.NEGATIVE_SHARE else f"_neg{round(negatives * 100)}"
+    out = data_dir / f"synth_{split}_s{seed}_n{count}_{size}{neg}"
     done = out / "DONE"
     if not done.exists():
-        log(f"generating {count} synthetic {split} scenes (seed {seed}) into {out}")
-        synth.generate(out, split, count, seed, size, shared, workers)
+        log(f"generating {count} synthetic {split} scenes (seed {seed}, {negatives:.0%} negatives) into {out}")
+        synth.generate(out, split, count, seed, size, shared, workers, negatives=negatives)
         done.write_text("ok\n")
     imgs = sorted((out / "images").glob("*.jpg"))
     return load_set(imgs, out / "labels", size, None, data_dir / "cache" / f"{out.name}.npz")
@@ -211,25 +219,40 @@ class TrainSet:
         keep = (area1 >= 0.4 * np.maximum(area0, 1e-6)) & (bb[:, 3] - bb[:, 1] >= 2) & (bb[:, 4] - bb[:, 2] >= 2)
         return crop, bb[keep]
 
-    def batches(self, bs: int, size: int):
-        order = list(range(len(self.items)))
-        self.rng.shuffle(order)
-        for s in range(0, len(order) - bs + 1, bs):
-            imgs, tg = [], []
-            for k in order[s:s + bs]:
-                img, b = self.get(k)
-                img, b = self.to_train_size(k, img, b, size)
-                imgs.append(img)
-                tg.append(torch.from_numpy(b))
-            x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div_(255)
-            # photometric jitter per image: brightness / contrast / saturation
-            n = x.shape[0]
-            gain = torch.empty(n, 1, 1, 1).uniform_(0.8, 1.2)
-            bias = torch.empty(n, 1, 1, 1).uniform_(-0.06, 0.06)
-            grey = x.mean(1, keepdim=True)
-            sat = torch.empty(n, 1, 1, 1).uniform_(0.75, 1.25)
-            x = ((grey + (x - grey) * sat) * gain + bias).clamp_(0, 1)
-            yield x, tg
+
+
+class TrainSamples(torch.utils.data.Dataset):
+    """One augmented training crop and its FCOS targets per index (computed in the DataLoader's workers)."""
+
+    def __init__(self, train: TrainSet, size: int, seed: int):
+        self.train, self.size, self.seed = train, size, seed
+        self.points = make_points(size)
+        self.lo, self.hi = level_bounds(self.points)
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+    def __getitem__(self, k: int):
+        img, b = self.train.get(k)
+        img, b = self.train.to_train_size(k, img, b, self.size)
+        cls_t, reg_t, ctr_t, pos = assign(self.points, self.lo, self.hi, torch.from_numpy(b))
+        return torch.from_numpy(np.array(img)), cls_t, reg_t, ctr_t, pos
+
+
+def seed_loader_worker(worker_id: int) -> None:
+    """Each loader worker draws its own augmentations (a forked copy of one RNG would repeat them)."""
+    info = torch.utils.data.get_worker_info()
+    info.dataset.train.rng = random.Random(info.seed)
+
+
+def photometric_jitter(x: torch.Tensor) -> torch.Tensor:
+    """Per-image brightness / contrast / saturation jitter of a float batch in 0..1."""
+    n = x.shape[0]
+    gain = torch.empty(n, 1, 1, 1, device=x.device).uniform_(0.8, 1.2)
+    bias = torch.empty(n, 1, 1, 1, device=x.device).uniform_(-0.06, 0.06)
+    grey = x.mean(1, keepdim=True)
+    sat = torch.empty(n, 1, 1, 1, device=x.device).uniform_(0.75, 1.25)
+    return ((grey + (x - grey) * sat) * gain + bias).clamp_(0, 1)
 
 
 MEAN = torch.tensor(DetectorExport.MEAN).view(1, 3, 1, 1)
@@ -237,7 +260,7 @@ STD = torch.tensor(DetectorExport.STD).view(1, 3, 1, 1)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    return (x - MEAN) / STD
+    return (x - MEAN.to(x.device)) / STD.to(x.device)
 
 
 # ============================================================================================ loss (FCOS)
@@ -295,11 +318,10 @@ def assign(points, lo, hi, gt: torch.Tensor, radius: float = 1.5):
     return cls_t, reg_t, ctr_t, pos
 
 
-def detection_loss(out, targets, points, lo, hi):
-    cls_p, reg_p, ctr_p = out
+def detection_loss(out, cls_t, reg_t, ctr_t, pos, points):
+    """Focal + centerness-weighted GIoU + centerness BCE over a batch of `assign` targets."""
+    cls_p, reg_p, ctr_p = (o.float() for o in out)
     B = cls_p.shape[0]
-    ct, rt, tt, pm = zip(*(assign(points, lo, hi, g) for g in targets))
-    cls_t, reg_t, ctr_t, pos = torch.stack(ct), torch.stack(rt), torch.stack(tt), torch.stack(pm)
     npos = max(1.0, float(pos.sum()))
     l_cls = sigmoid_focal_loss(cls_p, cls_t, alpha=0.25, gamma=2.0, reduction="sum") / npos
     if pos.any():
@@ -322,10 +344,12 @@ def predict(model: Detector, images: np.ndarray, points: torch.Tensor, bs: int =
             iou: float = 0.6, max_det: int = 100) -> list[np.ndarray]:
     """Detections per image: [K,6] = x1, y1, x2, y2, score, class (letterboxed pixels)."""
     model.eval()
+    device = next(model.parameters()).device
+    points = points.to(device)
     res = []
     for s in range(0, len(images), bs):
-        x = torch.from_numpy(images[s:s + bs]).permute(0, 3, 1, 2).float().div_(255)
-        cls, ltrb, ctr = model(normalize(x))
+        x = torch.from_numpy(images[s:s + bs]).to(device).permute(0, 3, 1, 2).float().div_(255)
+        cls, ltrb, ctr = (o.float() for o in model(normalize(x)))
         scores = torch.sqrt(torch.sigmoid(cls) * torch.sigmoid(ctr)[..., None])  # [B,N,C]
         for i in range(x.shape[0]):
             sc = scores[i].flatten()
@@ -338,7 +362,7 @@ def predict(model: Detector, images: np.ndarray, points: torch.Tensor, bs: int =
             p, d = points[loc], ltrb[i, loc]
             boxes = torch.stack([p[:, 0] - d[:, 0], p[:, 1] - d[:, 1], p[:, 0] + d[:, 2], p[:, 1] + d[:, 3]], 1)
             keep = batched_nms(boxes, top, c, iou)[:max_det]
-            res.append(torch.cat([boxes[keep], top[keep, None], c[keep, None].float()], 1).numpy())
+            res.append(torch.cat([boxes[keep], top[keep, None], c[keep, None].float()], 1).cpu().numpy())
     return res
 
 
@@ -494,7 +518,7 @@ def export_onnx(model: Detector, path: Path, size: int, metrics_summary: str, sa
     import onnx
     import onnxruntime as ort
 
-    wrapper = DetectorExport(copy.deepcopy(model).eval()).eval()
+    wrapper = DetectorExport(copy.deepcopy(model).cpu().eval()).eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 3, size, size)
     torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, opset_version=17, input_names=["images"],
@@ -566,12 +590,26 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2,
                     help="max torch threads; training switches between 1 and this, whichever is faster right now")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="torch device to train on (default: cuda when a GPU is visible, else cpu)")
+    ap.add_argument("--synth-workers", type=int, default=2, help="processes generating synthetic scenes")
+    ap.add_argument("--synth-negatives", type=float, default=synth.NEGATIVE_SHARE,
+                    help="share of synthetic training scenes without any hazard")
+    ap.add_argument("--loader-workers", type=int, default=0,
+                    help="DataLoader processes for augmentation + targets (0: in the training process)")
+    ap.add_argument("--train-all", action="store_true",
+                    help="also train the stem and early backbone blocks (frozen by default to save CPU)")
     ap.add_argument("--smoke", action="store_true", help="tiny data, short budget: end-to-end check")
     ap.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
     ap.add_argument("--model-out", type=Path, default=HERE.parent / "models" / "patrol-hazard.onnx")
     a = ap.parse_args()
 
-    torch.set_num_threads(a.threads)  # training may drop to 1 while that is faster (see --threads)
+    device = torch.device(a.device)
+    on_cpu = device.type == "cpu"
+    if on_cpu:
+        torch.set_num_threads(a.threads)  # training may drop to 1 while that is faster (see --threads)
+    else:
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(a.seed)
     random.seed(a.seed)
     if a.size % 32:
@@ -589,8 +627,8 @@ def main() -> None:
     t_start = time.time()
 
     # ---- data
-    workers = 2
-    syn_tr = synth_split(a.shared, "train", a.synth_train, 1_000_000, S, a.data, workers)
+    workers = a.synth_workers
+    syn_tr = synth_split(a.shared, "train", a.synth_train, 1_000_000, S, a.data, workers, a.synth_negatives)
     syn_va = synth_split(a.shared, "val", a.synth_val, 2_000_000, S, a.data, workers)
     syn_te = synth_split(a.shared, "test", a.synth_test, 3_000_000, S, a.data, workers)
     real_tr = real_split(a.shared, "train", S, a.data, limit=lim)
@@ -604,7 +642,9 @@ def main() -> None:
 
     # ---- model
     model = Detector(S, pretrained=True)
-    model.backbone.freeze_early()
+    if not a.train_all:
+        model.backbone.freeze_early()
+    model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -613,8 +653,12 @@ def main() -> None:
     ema = EMA(model)
     points = make_points(S)
     TS = a.train_size
-    tpoints = make_points(TS)
-    lo, hi = level_bounds(tpoints)
+    tpoints = make_points(TS).to(device)
+    samples = TrainSamples(train, TS, a.seed)
+    loader = torch.utils.data.DataLoader(
+        samples, batch_size=a.batch, shuffle=True, drop_last=True, num_workers=a.loader_workers,
+        worker_init_fn=seed_loader_worker if a.loader_workers else None, persistent_workers=a.loader_workers > 0,
+        pin_memory=not on_cpu, generator=torch.Generator().manual_seed(a.seed))
     budget = (2.0 if a.smoke else a.budget_min) * 60.0
     if a.stop_at:
         hh, mm = (int(v) for v in a.stop_at.split(":"))
@@ -626,7 +670,7 @@ def main() -> None:
     epoch0, elapsed0, it = 0, 0.0, 0
     ck = run / "last.pt"
     if a.resume and ck.exists():
-        st = torch.load(ck, map_location="cpu", weights_only=False)
+        st = torch.load(ck, map_location=device, weights_only=False)
         model.load_state_dict(st["model"])
         ema.ema.load_state_dict(st["ema"])
         ema.updates = st["ema_updates"]
@@ -636,7 +680,7 @@ def main() -> None:
 
     warm = 100
     # adaptive threads: on an oversubscribed machine 1 thread can beat 2; probe both now and then
-    thread_opts = sorted({1, a.threads})
+    thread_opts = sorted({1, a.threads}) if on_cpu else [a.threads]
     cur_threads = a.threads
     times: dict[int, list[float]] = {n: [] for n in thread_opts}
     probe_left = 0
@@ -645,13 +689,14 @@ def main() -> None:
     t0 = time.time() - elapsed0
     epoch = epoch0
     stop = False
-    log(f"training: budget {budget / 60:.1f} min, batch {a.batch}, {len(train)} images/epoch, input {S}")
+    log(f"training on {device}: budget {budget / 60:.1f} min, batch {a.batch}, {len(train)} images/epoch, "
+        f"crops {TS}, input {S}, loader workers {a.loader_workers}")
     while epoch < a.epochs and not stop:
         model.train()
         sums = np.zeros(4)
         nb = 0
         te = time.time()
-        for x, tg in train.batches(a.batch, TS):
+        for img, cls_t, reg_t, ctr_t, pos in loader:
             el = time.time() - t0
             if el > budget:
                 stop = True
@@ -663,8 +708,11 @@ def main() -> None:
             for g in opt.param_groups:
                 g["lr"] = lr
             ti = time.time()
-            out = model(normalize(x))
-            loss, parts = detection_loss(out, tg, tpoints, lo, hi)
+            x = photometric_jitter(img.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255))
+            cls_t, reg_t, ctr_t, pos = (t.to(device, non_blocking=True) for t in (cls_t, reg_t, ctr_t, pos))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=not on_cpu):
+                out = model(normalize(x))
+            loss, parts = detection_loss(out, cls_t, reg_t, ctr_t, pos, tpoints)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 10.0)
@@ -688,7 +736,7 @@ def main() -> None:
                     probe_left = 5
             nb += 1
             sums += np.array([float(loss.detach()), *parts])
-            if it % 20 == 0:
+            if it % (20 if on_cpu else 250) == 0:
                 m = sums / max(nb, 1)
                 log(f"ep {epoch} it {it} loss {m[0]:.3f} (cls {m[1]:.3f} box {m[2]:.3f} ctr {m[3]:.3f}) lr {lr:.2e} "
                     f"{nb * a.batch / (time.time() - te):.1f} img/s, {el / 60:.1f}/{budget / 60:.0f} min")
@@ -699,7 +747,8 @@ def main() -> None:
         m = sums / max(nb, 1)
         log(f"epoch {epoch} done ({nb} batches, loss {m[0]:.3f}); checkpoint {ck}")
     train_min = (time.time() - t0) / 60
-    torch.set_num_threads(a.threads)
+    if on_cpu:
+        torch.set_num_threads(a.threads)
     log(f"training finished: {epoch} epochs ({it} iterations) in {train_min:.1f} min")
 
     # ---- evaluation with the EMA weights
@@ -735,7 +784,10 @@ def main() -> None:
         "train_minutes": round(train_min, 1), "train_images_per_epoch": len(train),
         "data": {"synth_train": len(syn_tr[0]), "synth_val": len(syn_va[0]), "synth_test": len(syn_te[0]),
                  "real_train": len(real_tr[0]), "real_valid": len(real_va[0]), "real_test_video_free": len(real_te[0])},
-        "machine": f"{platform.machine()} CPU, torch threads {a.threads}, {os.cpu_count()} logical cores (shared)",
+        "machine": (f"{platform.machine()} CPU, torch threads {a.threads}, {os.cpu_count()} logical cores (shared)"
+                    if on_cpu else f"{torch.cuda.get_device_name(device)}, {os.cpu_count()} logical cores, "
+                    f"{a.loader_workers} loader workers, bf16 autocast"),
+        "synth_negatives": a.synth_negatives, "train_all": a.train_all,
         "threshold": thr, "per_class_threshold": {CLASS_NAMES[c]: t for c, t in pcs.items()},
         "real_test_video_free": res_real, "synthetic_test": res_syn,
         "torch_ms_per_image_eval_batch16": round(ms_img, 1), "onnx": onnx_info,

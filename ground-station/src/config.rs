@@ -229,6 +229,8 @@ pub struct RawInference {
     pub threads: u32,
     /// Tile size, pixels; 0 disables tiling.
     pub tile_px: u32,
+    /// With tiling, also run the whole photo downscaled.
+    pub full_view: bool,
     /// Threshold for labels without their own.
     pub default_threshold: f64,
     /// Label -> hazard kind.
@@ -504,6 +506,8 @@ pub struct InferenceSettings {
     pub threads: u32,
     /// Tile size in pixels; `None` disables tiling.
     pub tile_px: Option<u32>,
+    /// With tiling, also run the whole photo downscaled (for objects larger than a tile).
+    pub full_view: bool,
     /// Label -> hazard kind; other labels are ignored.
     pub hazard_map: BTreeMap<String, HazardKind>,
     /// Label -> confidence threshold.
@@ -971,6 +975,7 @@ fn validate(raw: RawConfig, issues: &mut Vec<ConfigIssue>) -> Settings {
         model: raw.inference.model,
         threads: raw.inference.threads,
         tile_px: (raw.inference.tile_px != 0).then_some(raw.inference.tile_px),
+        full_view: raw.inference.full_view,
         hazard_map,
         thresholds: raw.inference.thresholds,
         default_threshold: raw.inference.default_threshold,
@@ -1396,7 +1401,7 @@ mod tests {
         assert_eq!(settings.storage.database, PathBuf::from("patrol-data/patrol.sqlite"));
         assert_eq!(settings.storage.retention, Duration::from_secs(30 * 86_400));
         assert_eq!(settings.inference.classify("smoke"), Some((HazardKind::Fire, 0.55)));
-        assert_eq!(settings.inference.classify("fire"), Some((HazardKind::Fire, 0.475)));
+        assert_eq!(settings.inference.classify("fire"), Some((HazardKind::Fire, 0.55)));
         assert_eq!(settings.inference.classify("gas_cylinder"), Some((HazardKind::Gas, 0.4)));
         assert_eq!(settings.inference.model, PathBuf::from("models/patrol-hazard.onnx"));
         assert_eq!(settings.inference.classify("car"), None);

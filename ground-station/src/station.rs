@@ -338,7 +338,11 @@ pub fn load_detector(settings: &InferenceSettings) -> anyhow::Result<OnnxDetecto
         score_threshold: settings.default_threshold as f32,
         class_thresholds,
         threads: settings.threads as usize,
-        tiling: settings.tile_px.map(|tile_px| TileConfig { tile_px, overlap_px: tile_px / 5, full_view: true }),
+        tiling: settings.tile_px.map(|tile_px| TileConfig {
+            tile_px,
+            overlap_px: tile_px / 5,
+            full_view: settings.full_view,
+        }),
         ..DetectorConfig::default()
     };
     OnnxDetector::load(config).with_context(|| format!("loading the detector model {}", settings.model.display()))

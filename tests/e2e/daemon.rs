@@ -73,11 +73,11 @@ fn start_daemon(config: &Path, log: &Path, web: SocketAddr) -> Child {
     child
 }
 
-/// Pushes each fixture photo as if taken at its own spot, 200 m apart (so they are distinct hazards).
+/// Pushes the fixture scene (one hazard of each class) twice, as if taken at two spots 200 m apart (so each push
+/// gives its own hazards).
 fn push_photos(web: SocketAddr) -> usize {
     let images = workspace_root().join("inference/tests/fixtures/images");
-    let files =
-        ["synth_1_fire_rooftop_addon_smoke_steel_shed.jpg", "synth_2_fire_gas_cylinder_rooftop_addon_steel_shed.jpg"];
+    let files = ["synth_1_fire_gas_cylinder_rooftop_addon_smoke_steel_shed.jpg"; 2];
     for (i, file) in files.iter().enumerate() {
         let jpeg = std::fs::read(images.join(file)).unwrap();
         #[allow(clippy::cast_precision_loss)]
