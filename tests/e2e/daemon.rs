@@ -83,7 +83,7 @@ fn push_photos(web: SocketAddr) -> usize {
         #[allow(clippy::cast_precision_loss)]
         let metadata = serde_json::json!({
             "drone_id": "drone-1",
-            "capture_time": "2026-11-27T08:00:00Z",
+            "capture_time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             "lat_deg": 22.5410 + 0.002 * i as f64,
             "lon_deg": 113.8810,
             "relative_alt_m": 25.0,
@@ -114,17 +114,20 @@ fn outbox_events(db: &Path) -> Vec<HazardEvent> {
         .collect()
 }
 
-/// Waits until the outbox holds hazard events and stops growing (the pushed frames are through the detector).
-fn settled_outbox(db: &Path) -> Vec<HazardEvent> {
+/// How many captures have their detections stored (the station writes them once a photo is through the tracker).
+fn captures_through_the_detector(db: &Path) -> usize {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT COUNT(DISTINCT capture_id) FROM detections", [], |row| row.get::<_, i64>(0))
+        .map_or(0, |n| usize::try_from(n).unwrap())
+}
+
+/// Waits until all `photos` pushed frames are through the detector and the outbox holds their hazard events.
+fn settled_outbox(db: &Path, photos: usize) -> Vec<HazardEvent> {
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut last = (0, Instant::now());
     loop {
-        assert!(Instant::now() < deadline, "no hazard event reached the outbox");
-        let events = if db.exists() { outbox_events(db) } else { Vec::new() };
-        if events.len() != last.0 {
-            last = (events.len(), Instant::now());
-        } else if !events.is_empty() && last.1.elapsed() > Duration::from_secs(5) {
-            return events;
+        assert!(Instant::now() < deadline, "the {photos} pushed photos did not all reach the outbox");
+        if db.exists() && captures_through_the_detector(db) >= photos {
+            return outbox_events(db);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -144,7 +147,7 @@ async fn events_stored_before_a_sigkill_arrive_after_the_restart_and_hazards_kee
     let pushed = push_photos(web);
     let stored = tokio::task::spawn_blocking({
         let db = db.clone();
-        move || settled_outbox(&db)
+        move || settled_outbox(&db, pushed)
     })
     .await
     .unwrap();
