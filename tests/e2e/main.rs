@@ -5,5 +5,6 @@ mod console;
 mod console_live;
 mod daemon;
 mod fleet;
+mod link_outage;
 mod patrol;
 mod sim_interop;
