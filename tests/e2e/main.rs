@@ -7,4 +7,5 @@ mod daemon;
 mod fleet;
 mod link_outage;
 mod patrol;
+mod secrets;
 mod sim_interop;
