@@ -260,7 +260,8 @@ pub struct DroneConfig {
     pub vehicle: VehicleParams,
     /// Camera profile.
     pub camera: CameraConfig,
-    /// MAVLink 2 signing key: outgoing packets are signed and unsigned incoming ones are dropped and counted.
+    /// MAVLink 2 signing key: outgoing packets are signed; unsigned, wrongly signed and replayed incoming ones are
+    /// dropped and counted.
     pub signing_key: Option<[u8; 32]>,
 }
 
@@ -359,6 +360,7 @@ pub struct SimStats {
     rx_messages: AtomicU64,
     rx_malformed: AtomicU64,
     rx_unsigned_dropped: AtomicU64,
+    rx_bad_signature_dropped: AtomicU64,
     tx_messages: AtomicU64,
     tx_errors: AtomicU64,
     captures_rendered: AtomicU64,
@@ -374,6 +376,9 @@ pub struct SimStatsSnapshot {
     pub rx_malformed: u64,
     /// Unsigned frames dropped on a signed link.
     pub rx_unsigned_dropped: u64,
+    /// Signed frames dropped on a signed link because the signature does not verify (wrong key, tampered) or
+    /// the timestamp is not newer than the last one of its stream (replayed, stale).
+    pub rx_bad_signature_dropped: u64,
     /// Datagrams sent.
     pub tx_messages: u64,
     /// Sends that failed.
@@ -392,6 +397,7 @@ impl SimStats {
             rx_messages: load(&self.rx_messages),
             rx_malformed: load(&self.rx_malformed),
             rx_unsigned_dropped: load(&self.rx_unsigned_dropped),
+            rx_bad_signature_dropped: load(&self.rx_bad_signature_dropped),
             tx_messages: load(&self.tx_messages),
             tx_errors: load(&self.tx_errors),
             captures_rendered: load(&self.captures_rendered),

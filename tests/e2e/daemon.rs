@@ -9,15 +9,33 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use e2e::{Mosquitto, free_port, http_request, patrol_binary, subscribe, wait_subscribed, workspace_root};
 use ground_station::hazard::{HazardEvent, HazardEventType};
 
-const TOKEN: &str = "crash-test-token-0123456789";
+/// The push token of the daemon's config.
+pub(crate) const TOKEN: &str = "crash-test-token-0123456789";
 
-fn write_config(dir: &Path, broker_port: u16, web: SocketAddr, udp: u16) -> std::path::PathBuf {
+/// Lines added to sections of the daemon's config.
+#[derive(Debug, Default)]
+pub(crate) struct ConfigExtras {
+    /// Under `[mqtt]`.
+    pub(crate) mqtt: String,
+    /// Under the one `[[drones]]`.
+    pub(crate) drone: String,
+}
+
+/// Writes `ground-station.toml` under `dir`: an external broker on `broker_port`, the web console on `web` with
+/// [`TOKEN`] for pushes, the shipped model, one drone on `udpin:127.0.0.1:<udp>`, the sample district.
+pub(crate) fn write_config(
+    dir: &Path,
+    broker_port: u16,
+    web: SocketAddr,
+    udp: u16,
+    extras: &ConfigExtras,
+) -> std::path::PathBuf {
     let root = workspace_root();
     let path = dir.join("ground-station.toml");
     let text = format!(
@@ -30,6 +48,7 @@ data_dir = "{data}"
 broker = "external"
 host = "127.0.0.1"
 port = {broker_port}
+{mqtt_extras}
 
 [web]
 listen = "{web}"
@@ -42,6 +61,7 @@ model = "{model}"
 id = "drone-1"
 link = "udpin:127.0.0.1:{udp}"
 camera = "{camera}"
+{drone_extras}
 
 [district]
 cells = "{cells}"
@@ -50,18 +70,23 @@ cells = "{cells}"
         model = root.join("models/patrol-hazard.onnx").display(),
         camera = root.join("data/demo-world/camera.toml").display(),
         cells = root.join("data/sample-district/cells.geojson").display(),
+        mqtt_extras = extras.mqtt,
+        drone_extras = extras.drone,
     );
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn start_daemon(config: &Path, log: &Path, web: SocketAddr) -> Child {
+/// Starts `patrol serve` with `RUST_LOG=info` (unless `env` says otherwise) and `env`, its stdout and stderr
+/// appended to `log`; returns once its web port accepts connections.
+pub(crate) fn start_daemon(config: &Path, log: &Path, web: SocketAddr, env: &[(&str, &str)]) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let child = Command::new(patrol_binary())
         .args(["serve", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .envs(env.iter().copied())
+        .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap();
@@ -75,7 +100,7 @@ fn start_daemon(config: &Path, log: &Path, web: SocketAddr) -> Child {
 
 /// Pushes the fixture scene (one hazard of each class) twice, as if taken at two spots 200 m apart (so each push
 /// gives its own hazards).
-fn push_photos(web: SocketAddr) -> usize {
+pub(crate) fn push_photos(web: SocketAddr) -> usize {
     let images = workspace_root().join("inference/tests/fixtures/images");
     let files = ["synth_1_fire_gas_cylinder_rooftop_addon_smoke_steel_shed.jpg"; 2];
     for (i, file) in files.iter().enumerate() {
@@ -138,12 +163,12 @@ async fn events_stored_before_a_sigkill_arrive_after_the_restart_and_hazards_kee
     let dir = tempfile::tempdir().unwrap();
     let broker_port = free_port();
     let web = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let config = write_config(dir.path(), broker_port, web, free_port());
+    let config = write_config(dir.path(), broker_port, web, free_port(), &ConfigExtras::default());
     let log = dir.path().join("daemon.log");
     let db = dir.path().join("station/patrol.sqlite");
 
     // Run 1: no broker. The events wait in the outbox; then SIGKILL.
-    let mut daemon = start_daemon(&config, &log, web);
+    let mut daemon = start_daemon(&config, &log, web, &[]);
     let pushed = push_photos(web);
     let stored = tokio::task::spawn_blocking({
         let db = db.clone();
@@ -162,7 +187,7 @@ async fn events_stored_before_a_sigkill_arrive_after_the_restart_and_hazards_kee
     let _broker = Mosquitto::start(dir.path(), broker_port);
     let (mut rx, subscriber) = subscribe(broker_port, "command-center", "patrol/hazards");
     wait_subscribed(broker_port, "patrol/hazards", &mut rx).await;
-    let mut daemon = start_daemon(&config, &log, web);
+    let mut daemon = start_daemon(&config, &log, web, &[]);
     let mut received: Vec<HazardEvent> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while received.len() < stored_ids.len() {

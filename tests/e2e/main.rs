@@ -5,5 +5,7 @@ mod console;
 mod console_live;
 mod daemon;
 mod fleet;
+mod link_outage;
 mod patrol;
+mod secrets;
 mod sim_interop;

@@ -36,6 +36,9 @@ pub fn peer_script(name: &str) -> PathBuf {
 /// Debian's Mosquitto, installed by `scripts/setup-test-deps.sh`.
 pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
+/// Mosquitto's password file tool, from the same package.
+pub const MOSQUITTO_PASSWD: &str = "/usr/bin/mosquitto_passwd";
+
 /// A free TCP port on 127.0.0.1.
 ///
 /// # Panics
@@ -60,6 +63,27 @@ impl Mosquitto {
     /// # Panics
     /// When Mosquitto is missing (the message says which script installs it) or does not start.
     pub fn start(dir: &std::path::Path, port: u16) -> Self {
+        Self::start_with(dir, port, "allow_anonymous true\n")
+    }
+
+    /// Like [`Mosquitto::start`], but only `username` with `password` may connect (a password file made with
+    /// `mosquitto_passwd`; anonymous clients are refused).
+    ///
+    /// # Panics
+    /// When `mosquitto_passwd` fails, else as [`Mosquitto::start`].
+    pub fn start_with_password(dir: &std::path::Path, port: u16, username: &str, password: &str) -> Self {
+        let passwords = dir.join("mosquitto-passwords");
+        let status = std::process::Command::new(MOSQUITTO_PASSWD)
+            .args(["-b", "-c"])
+            .arg(&passwords)
+            .args([username, password])
+            .status()
+            .expect("run mosquitto_passwd (scripts/setup-test-deps.sh installs it with mosquitto)");
+        assert!(status.success(), "mosquitto_passwd failed");
+        Self::start_with(dir, port, &format!("allow_anonymous false\npassword_file {}\n", passwords.display()))
+    }
+
+    fn start_with(dir: &std::path::Path, port: u16, access: &str) -> Self {
         assert!(
             std::path::Path::new(MOSQUITTO).exists(),
             "{MOSQUITTO} is missing: run scripts/setup-test-deps.sh (installs Debian's mosquitto)"
@@ -70,8 +94,7 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
-                 log_dest none\n",
+                "listener {port} 127.0.0.1\n{access}persistence true\npersistence_location {}/\nlog_dest none\n",
                 data.display()
             ),
         )

@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use mavlink::consts::v2::IFLAG_SIGNED;
 use mavlink::dialects::ardupilotmega::{CAMERA_IMAGE_CAPTURED_DATA, MavBool, MavMessage};
 use mavlink::error::MessageReadError;
-use mavlink::{MavHeader, MavlinkReader, SigningConfig, SigningData};
+use mavlink::{MAVLinkMessageRaw, MavHeader, MavlinkReader, Message, SigningConfig, SigningData};
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -116,19 +117,13 @@ impl DroneTask {
 
     fn on_datagram(&mut self, n: usize, buf: &[u8]) {
         let wall = self.clock.wall();
-        let data = &buf[..n];
-        if self.signing.is_some() {
-            self.count_unsigned(data);
-        }
-        let mut reader = MavlinkReader::new(data);
+        let mut reader = MavlinkReader::new(&buf[..n]);
         // A datagram holds a handful of frames at most; the bound guards against a parser that stops consuming.
         for _ in 0..64 {
-            match reader.read_any_message_signed::<MavMessage>(self.signing.as_ref()) {
-                Ok((header, msg)) => {
-                    self.stats.rx_messages.fetch_add(1, Ordering::Relaxed);
-                    trace!(system_id = self.system_id, from = header.system_id, msg = ?msg, "Received.");
-                    self.autopilot.handle(&header, &msg, wall);
-                }
+            // Read without verifying, so that each frame a signed link refuses is counted by why: the reader's
+            // own verification drops unsigned, forged and replayed frames alike, and silently.
+            let raw = match reader.read_any_raw_message::<MavMessage>() {
+                Ok(raw) => raw,
                 Err(MessageReadError::Io(error)) if error.kind() == ErrorKind::UnexpectedEof => break,
                 Err(MessageReadError::Io(error)) => {
                     warn!(system_id = self.system_id, %error, "Reading a datagram failed.");
@@ -137,30 +132,45 @@ impl DroneTask {
                 Err(MessageReadError::Parse(error)) => {
                     self.stats.rx_malformed.fetch_add(1, Ordering::Relaxed);
                     trace!(system_id = self.system_id, %error, "Undecodable MAVLink frame.");
+                    continue;
+                }
+            };
+            if !self.signature_accepted(&raw) {
+                continue;
+            }
+            let header =
+                MavHeader { system_id: raw.system_id(), component_id: raw.component_id(), sequence: raw.sequence() };
+            match MavMessage::parse(raw.version(), raw.message_id(), raw.payload()) {
+                Ok(msg) => {
+                    self.stats.rx_messages.fetch_add(1, Ordering::Relaxed);
+                    trace!(system_id = self.system_id, from = header.system_id, msg = ?msg, "Received.");
+                    self.autopilot.handle(&header, &msg, wall);
+                }
+                Err(error) => {
+                    self.stats.rx_malformed.fetch_add(1, Ordering::Relaxed);
+                    trace!(system_id = self.system_id, %error, "Undecodable MAVLink frame.");
                 }
             }
         }
     }
 
-    /// Counts MAVLink 2 frames without a signature on a signed link (the reader drops them silently).
-    fn count_unsigned(&self, data: &[u8]) {
-        let mut i = 0;
-        while i + 10 <= data.len() {
-            if data[i] == 0xFD {
-                let len = usize::from(data[i + 1]);
-                let signed = data[i + 2] & 0x01 != 0;
-                if !signed {
-                    self.stats.rx_unsigned_dropped.fetch_add(1, Ordering::Relaxed);
+    /// Whether a frame may be handled: always without a key; with one, only a MAVLink 2 frame whose signature
+    /// verifies and whose timestamp is newer than the last one of its stream. Refusals are counted as unsigned
+    /// (MAVLink 1 cannot be signed) or as a bad signature (wrong key, tampered, replayed or stale).
+    fn signature_accepted(&self, raw: &MAVLinkMessageRaw) -> bool {
+        let Some(signing) = &self.signing else { return true };
+        let counter = match raw {
+            MAVLinkMessageRaw::V2(frame) if frame.incompatibility_flags() & IFLAG_SIGNED != 0 => {
+                if signing.verify_signature(frame) {
+                    return true;
                 }
-                i += 12 + len + if signed { 13 } else { 0 };
-            } else if data[i] == 0xFE {
-                // MAVLink 1 cannot be signed.
-                self.stats.rx_unsigned_dropped.fetch_add(1, Ordering::Relaxed);
-                i += 8 + usize::from(data[i + 1]);
-            } else {
-                i += 1;
+                &self.stats.rx_bad_signature_dropped
             }
-        }
+            MAVLinkMessageRaw::V1(_) | MAVLinkMessageRaw::V2(_) => &self.stats.rx_unsigned_dropped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        trace!(system_id = self.system_id, from = raw.system_id(), "Frame refused by signing.");
+        false
     }
 
     fn on_recv_error(&self, error: &std::io::Error) {

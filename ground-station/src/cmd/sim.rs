@@ -70,8 +70,8 @@ pub struct SimArgs {
     /// Standard deviation of the reported GPS position error in metres (0 = exact).
     #[arg(long, default_value_t = 0.0)]
     pub gps_noise_m: f64,
-    /// MAVLink 2 signing key for every drone, 64 hex digits: outgoing packets are signed, unsigned incoming
-    /// packets are dropped and counted.
+    /// MAVLink 2 signing key for every drone, 64 hex digits: outgoing packets are signed; unsigned, wrongly
+    /// signed and replayed incoming packets are dropped and counted.
     #[arg(long, env = "PATROL_SIM_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<String>,
     /// Stop after this many wall seconds (default: run until Ctrl-C).
@@ -208,10 +208,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         fleet.wait().await;
         for (id, s) in stats {
             println!(
-                "drone {id}: rx {} (malformed {}, unsigned dropped {}), tx {}, images {} (missed {})",
+                "drone {id}: rx {} (malformed {}, unsigned dropped {}, bad signature dropped {}), tx {}, images {} \
+                 (missed {})",
                 s.rx_messages,
                 s.rx_malformed,
                 s.rx_unsigned_dropped,
+                s.rx_bad_signature_dropped,
                 s.tx_messages,
                 s.captures_rendered,
                 s.captures_dropped
