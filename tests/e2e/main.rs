@@ -5,5 +5,6 @@ mod console;
 mod console_live;
 mod daemon;
 mod fleet;
+mod fuzz_smoke;
 mod patrol;
 mod sim_interop;
