@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mavlink::{MAVLinkV2MessageRaw, MavHeader, MavlinkVersion, Message};
 
-use crate::signing::{LinkSigning, SignatureCheck};
+use crate::signing::{LinkSigning, SignatureCheck, SigningKey};
 
 /// The dialect every link speaks (ardupilotmega, which includes common).
 pub(crate) type MavMessage = mavlink::dialects::ardupilotmega::MavMessage;
@@ -189,6 +189,12 @@ impl FrameDecoder {
     /// A decoder for datagram transports: each [`FrameDecoder::push`] is one whole datagram.
     pub fn datagrams(counters: Arc<LinkCounters>) -> Self {
         Self { datagram: true, ..Self::new(counters) }
+    }
+
+    /// A decoder for a link signed with `key`, as the bridge's links build it: unsigned, wrongly signed and
+    /// replayed packets are dropped and counted. `datagram` as for [`FrameDecoder::datagrams`].
+    pub fn signed(counters: Arc<LinkCounters>, key: &SigningKey, datagram: bool) -> Self {
+        Self::with_signing(counters, Some(Arc::new(LinkSigning::new(key, 0))), datagram)
     }
 
     /// A decoder that, with `signing`, drops unsigned and wrongly signed packets.

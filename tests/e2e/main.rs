@@ -5,6 +5,7 @@ mod console;
 mod console_live;
 mod daemon;
 mod fleet;
+mod fuzz_smoke;
 mod link_outage;
 mod patrol;
 mod secrets;

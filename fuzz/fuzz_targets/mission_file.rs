@@ -1,0 +1,4 @@
+//! See `patrol_fuzz::mission_file`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| patrol_fuzz::mission_file(data));
