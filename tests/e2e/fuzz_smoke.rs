@@ -3,6 +3,9 @@
 //! Coverage-guided runs need nightly and cargo-fuzz (`docs/reliability.md`, "Fuzzing"); this keeps the harnesses
 //! compiling and every input that once crashed fixed.
 
+// Test helpers outside #[test] functions are not covered by clippy.toml's allow-unwrap-in-tests.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use firmware_bridge::signing::SigningKey;
@@ -11,8 +14,11 @@ use firmware_bridge::signing::SigningKey;
 #[path = "../../fuzz/src/lib.rs"]
 mod harness;
 
+/// A harness function: one fuzz input through the product's parsers.
+type Harness = fn(&[u8]);
+
 /// The fuzz targets, by the name of their corpus folder, and their harness.
-const TARGETS: [(&str, fn(&[u8])); 6] = [
+const TARGETS: [(&str, Harness); 6] = [
     ("photo_ingest", harness::photo_ingest),
     ("push_request", harness::push_request),
     ("config_load", harness::config_load),
