@@ -1179,23 +1179,30 @@ mod tests {
         }
     }
 
-    fn launch(lat: f64, lon: f64) -> LaunchPoint {
-        LaunchPoint { id: "L1".into(), name: None, point: GeoPoint::new(lat, lon) }
-    }
-
-    #[test]
-    fn plans_a_grid_validly_and_reports_a_cell_inside_a_zone() {
+    /// Twelve 0.003-degree square cells, 4 columns east by 3 rows north from (22.54, 113.88), named
+    /// `<prefix><column><row>`.
+    fn grid_4x3(prefix: &str) -> Vec<GridCell> {
         let mut cells = Vec::new();
         for i in 0..4 {
             for j in 0..3 {
                 cells.push(square_cell(
-                    &format!("C{i}{j}"),
+                    &format!("{prefix}{i}{j}"),
                     22.54 + 0.003 * f64::from(j),
                     113.88 + 0.003 * f64::from(i),
                     0.003,
                 ));
             }
         }
+        cells
+    }
+
+    fn launch(lat: f64, lon: f64) -> LaunchPoint {
+        LaunchPoint { id: "L1".into(), name: None, point: GeoPoint::new(lat, lon) }
+    }
+
+    #[test]
+    fn plans_a_grid_validly_and_reports_a_cell_inside_a_zone() {
+        let cells = grid_4x3("C");
         let mut req = PatrolRequest::new(
             cells,
             vec![launch(22.5395, 113.8795)],
@@ -1308,17 +1315,7 @@ mod tests {
     fn balancing_moves_cells_to_the_idle_launch_point_and_lands_sooner() {
         // Twelve cells nearer to launch point A, one next to B: like the sample district, where one launch
         // point's drone flies three times longer than another's.
-        let mut cells = Vec::new();
-        for i in 0..4 {
-            for j in 0..3 {
-                cells.push(square_cell(
-                    &format!("A{i}{j}"),
-                    22.54 + 0.003 * f64::from(j),
-                    113.88 + 0.003 * f64::from(i),
-                    0.003,
-                ));
-            }
-        }
+        let mut cells = grid_4x3("A");
         cells.push(square_cell("B00", 22.54, 113.903, 0.003));
         let mut req = PatrolRequest::new(
             cells,
