@@ -89,6 +89,61 @@ fn corrupt(format: &'static str, detail: impl ToString) -> InferenceError {
     InferenceError::CorruptImage { format, detail: detail.to_string() }
 }
 
+/// The largest photo decoded, in pixels: above the biggest aerial survey cameras (150 MP), far below what a
+/// corrupt or hostile header can claim (65535 x 65535 = 4.3 G pixels).
+pub const MAX_IMAGE_PIXELS: u64 = 200_000_000;
+
+/// Rejects a JPEG whose header promises more pixels than its file can hold.
+///
+/// Every 8x8 block of the full-resolution component costs at least one bit of entropy-coded data after the first
+/// start-of-scan marker (a Huffman code is never shorter), in baseline and progressive files alike. jpeg-decoder
+/// decodes every block a frame header declares, reading zeros past the end of the data, so without this check
+/// a 539-byte file declaring 32784 x 50960 pixels kept the detector thread busy for minutes (a fuzz finding).
+fn check_jpeg_size(bytes: &[u8], width: u32, height: u32) -> Result<(), InferenceError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(InferenceError::ImageTooLarge { width, height, max_pixels: MAX_IMAGE_PIXELS });
+    }
+    let blocks = u64::from(width.div_ceil(8)) * u64::from(height.div_ceil(8));
+    let scan_bits = (bytes.len() - first_scan_offset(bytes).unwrap_or(0)) as u64 * 8;
+    if scan_bits < blocks {
+        return Err(corrupt(
+            "JPEG",
+            format!(
+                "the header declares {width}x{height} pixels ({blocks} blocks) but only {} bytes of image data follow; \
+                 the file is truncated or forged",
+                scan_bits / 8
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Byte offset of the first start-of-scan (SOS) marker, found by walking the marker segments; `None` when the
+/// segments do not lead to one (the decoder then reports what is wrong).
+fn first_scan_offset(bytes: &[u8]) -> Option<usize> {
+    const SOS: u8 = 0xDA;
+    let mut at = 2; // after SOI
+    loop {
+        if *bytes.get(at)? != 0xFF {
+            return None;
+        }
+        while *bytes.get(at + 1)? == 0xFF {
+            at += 1; // fill bytes
+        }
+        let marker = *bytes.get(at + 1)?;
+        match marker {
+            SOS => return Some(at),
+            // Standalone markers carry no length.
+            0x01 | 0xD0..=0xD7 => at += 2,
+            _ => {
+                let len = usize::from(u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]));
+                at += 2 + len;
+            }
+        }
+    }
+}
+
 fn decode_jpeg(bytes: &[u8], target: DecodeTarget) -> Result<DecodedImage, InferenceError> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.read_info().map_err(|e| corrupt("JPEG", e))?;
@@ -97,6 +152,7 @@ fn decode_jpeg(bytes: &[u8], target: DecodeTarget) -> Result<DecodedImage, Infer
     if width == 0 || height == 0 {
         return Err(InferenceError::ZeroSizeImage { width, height });
     }
+    check_jpeg_size(bytes, width, height)?;
     let (eighths, want_w, want_h) = jpeg_scale(width, height, target);
     if eighths < 8 {
         // jpeg-decoder picks the smallest scale reaching the requested size, which is exactly `eighths`.
@@ -198,6 +254,43 @@ mod tests {
         assert!(matches!(decode_image(&garbage, target), Err(InferenceError::CorruptImage { .. })));
         let png = encode(image::ImageFormat::Png, 64, 64);
         assert!(matches!(decode_image(&png[..png.len() - 20], target), Err(InferenceError::CorruptImage { .. })));
+    }
+
+    #[test]
+    fn jpeg_declaring_more_blocks_than_its_data_holds_is_rejected_before_decoding() {
+        // The fuzz finding: 539 bytes whose frame header declares 32784 x 50960 pixels (jpeg-decoder decoded every
+        // block of it for minutes). Rejected from the header alone.
+        let forged =
+            include_bytes!("../../fuzz/regressions/photo_ingest/timeout-b95fbfa54101100a52176fc5f4eadf4d2ec844d6");
+        let err = decode_image(forged, DecodeTarget::Letterbox { width_px: 640, height_px: 640 }).unwrap_err();
+        assert!(matches!(err, InferenceError::ImageTooLarge { .. } | InferenceError::CorruptImage { .. }), "{err}");
+
+        // A small frame header over a few bytes of scan: same image size limit, but too little data for its blocks.
+        let jpeg = encode(image::ImageFormat::Jpeg, 64, 64);
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let mut claims_more = jpeg.clone();
+        // Height and width live 5..9 bytes after the SOF marker: claim 8000 x 8000 (64 MP, 1 M blocks).
+        claims_more[sof + 5..sof + 9].copy_from_slice(&[0x1F, 0x40, 0x1F, 0x40]);
+        let err = decode_image(&claims_more, DecodeTarget::Full).unwrap_err();
+        assert!(matches!(&err, InferenceError::CorruptImage { detail, .. } if detail.contains("8000x8000")), "{err}");
+
+        // A flat photo, the sparsest real case, still decodes: the check is a lower bound, not a guess.
+        let flat = {
+            let img = image::RgbImage::from_pixel(2000, 1500, image::Rgb([90, 120, 60]));
+            let mut out = Cursor::new(Vec::new());
+            img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+            out.into_inner()
+        };
+        assert!(decode_image(&flat, DecodeTarget::Full).is_ok());
+    }
+
+    #[test]
+    fn first_scan_offset_walks_marker_segments() {
+        let jpeg = encode(image::ImageFormat::Jpeg, 16, 16);
+        let sos = first_scan_offset(&jpeg).unwrap();
+        assert_eq!(&jpeg[sos..sos + 2], &[0xFF, 0xDA]);
+        assert_eq!(first_scan_offset(&jpeg[..sos]), None);
+        assert_eq!(first_scan_offset(b"\xFF\xD8garbage"), None);
     }
 
     #[test]

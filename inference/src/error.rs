@@ -116,6 +116,19 @@ pub enum InferenceError {
         /// Height in pixels.
         height: u32,
     },
+    /// The image header declares more pixels than any camera this station serves makes.
+    #[error(
+        "the image declares {width}x{height} pixels, more than the {max_pixels} this station decodes; \
+         the file is corrupt or not a drone photo"
+    )]
+    ImageTooLarge {
+        /// Declared width in pixels.
+        width: u32,
+        /// Declared height in pixels.
+        height: u32,
+        /// The limit, [`crate::decode::MAX_IMAGE_PIXELS`].
+        max_pixels: u64,
+    },
     /// The detector thread could not be started.
     #[error("could not start the detector thread")]
     Spawn(#[source] std::io::Error),
@@ -145,6 +158,7 @@ impl InferenceError {
                 | Self::UnsupportedImageFormat { .. }
                 | Self::CorruptImage { .. }
                 | Self::ZeroSizeImage { .. }
+                | Self::ImageTooLarge { .. }
                 | Self::BadFrameBuffer { .. }
                 | Self::UnsupportedOutput { .. }
         )
