@@ -69,6 +69,7 @@ pub use kinematics::VehicleParams;
 pub use mission_store::ProtocolTimings;
 
 use crate::mode::AutopilotKind;
+use crate::signing::SigningKey;
 
 /// Renders the frame `camera` would see from `pose` over `world` (a plain ground colour without one): the same
 /// renderer the simulated drones use at each capture. Inverse mapping per output pixel with bilinear sampling.
@@ -262,7 +263,7 @@ pub struct DroneConfig {
     pub camera: CameraConfig,
     /// MAVLink 2 signing key: outgoing packets are signed; unsigned, wrongly signed and replayed incoming ones are
     /// dropped and counted.
-    pub signing_key: Option<[u8; 32]>,
+    pub signing_key: Option<SigningKey>,
 }
 
 impl DroneConfig {
@@ -562,7 +563,7 @@ impl SimFleet {
                 },
                 tracker: tracker.clone(),
                 stats: Arc::clone(&stats),
-                signing: drone::DroneTask::signing_from_key(drone.signing_key, drone.system_id),
+                signing: drone::DroneTask::signing_from_key(drone.signing_key.as_ref(), drone.system_id),
                 sequences: [0; 256],
             };
             tracker.spawn(task.run(token.child_token()));

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use firmware_bridge::signing::SigningKey;
 use firmware_bridge::sim::{PersonalityMix, SimConfig, SimFleet, SimLink};
 use mavlink::dialects::ardupilotmega::{COMMAND_LONG_DATA, MavCmd, MavMessage, MavModeFlag, MavResult};
 use mavlink::{MAVLinkV2MessageRaw, MavHeader, MavlinkReader, SigningConfig, SigningData};
@@ -201,7 +202,7 @@ async fn with_signing_spoofed_commands_are_ignored_and_counted() {
     let mut config = SimConfig::fleet(1, PersonalityMix::ArduPilot, &[GeoPoint::new(22.55, 113.88)], &link).unwrap();
     config.http_bind = None;
     // Real time: the auto-disarm on the ground (10 s) stays out of the way. Armable at once.
-    config.drones[0].signing_key = Some(key);
+    config.drones[0].signing_key = Some(SigningKey::from_bytes(key));
     config.drones[0].vehicle.position_estimate_after = Duration::ZERO;
     let token = CancellationToken::new();
     let fleet = SimFleet::spawn(config, token.clone()).await.unwrap();

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use e2e::{Mosquitto, free_port, http_request, patrol_binary};
+use firmware_bridge::signing::SigningKey;
 use firmware_bridge::sim::{PersonalityMix, SimConfig, SimFleet, SimLink};
 use mission_planner::geo::GeoPoint;
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
@@ -219,7 +220,7 @@ async fn a_full_run_at_debug_level_never_logs_a_secret() {
         SimConfig::fleet(1, PersonalityMix::ArduPilot, &[GeoPoint::new(22.541, 113.881)], &SimLink::UdpOut { gcs })
             .unwrap();
     sim.http_bind = None;
-    sim.drones[0].signing_key = Some(signing_key());
+    sim.drones[0].signing_key = Some(SigningKey::from_bytes(signing_key()));
     let fleet = SimFleet::spawn(sim, token.clone()).await.unwrap();
 
     // Exercise it: the broker took the password, the signed drone is heard, pushed frames become hazards.

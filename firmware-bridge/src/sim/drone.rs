@@ -20,6 +20,7 @@ use tracing::{debug, info, trace, warn};
 use super::autopilot::{Autopilot, CaptureJob, Outgoing};
 use super::camera::{self, CameraConfig, ImageStore, WorldRaster};
 use super::{SimClock, SimStats};
+use crate::signing::SigningKey;
 
 /// Most peers a drone answers at once (the configured GCS plus whoever talked to it last).
 const MAX_PEERS: usize = 8;
@@ -57,8 +58,8 @@ pub(crate) struct DroneTask {
 
 impl DroneTask {
     /// Builds the signing state from a key: outgoing packets signed, unsigned incoming refused.
-    pub(crate) fn signing_from_key(key: Option<[u8; 32]>, link_id: u8) -> Option<SigningData> {
-        key.map(|k| SigningData::from_config(SigningConfig::new(k, link_id, true, false)))
+    pub(crate) fn signing_from_key(key: Option<&SigningKey>, link_id: u8) -> Option<SigningData> {
+        key.map(|k| SigningData::from_config(SigningConfig::new(*k.as_bytes(), link_id, true, false)))
     }
 
     /// Runs until `token` is cancelled.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use firmware_bridge::signing::SigningKey;
 use firmware_bridge::sim::{CameraConfig, GasWorld, PersonalityMix, SimConfig, SimFleet, SimLink, WorldRaster};
 use mission_planner::geo::GeoPoint;
 use tokio_util::sync::CancellationToken;
@@ -100,18 +101,6 @@ fn parse_home(text: &str) -> Result<GeoPoint, String> {
     Ok(point)
 }
 
-fn parse_signing_key(hex: &str) -> anyhow::Result<[u8; 32]> {
-    let hex = hex.trim();
-    if hex.len() != 64 || !hex.is_ascii() {
-        bail!("the signing key must be 64 hex digits (32 bytes)");
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).context("the signing key must be hex digits")?;
-    }
-    Ok(key)
-}
-
 /// Builds the fleet configuration from the arguments.
 ///
 /// # Errors
@@ -155,13 +144,18 @@ pub fn config_from_args(args: &SimArgs) -> anyhow::Result<SimConfig> {
         Some(path) => CameraConfig::load(path)?,
         None => CameraConfig::default(),
     };
-    let key = args.signing_key.as_deref().map(parse_signing_key).transpose()?;
+    let key = args
+        .signing_key
+        .as_deref()
+        .map(SigningKey::from_hex)
+        .transpose()
+        .context("--signing-key: make one with `patrol keygen`")?;
     for drone in &mut config.drones {
         drone.camera = camera.clone();
         drone.vehicle.wind_speed_mps = args.wind_mps;
         drone.vehicle.wind_from_deg = args.wind_from_deg;
         drone.vehicle.gps_noise_m = args.gps_noise_m;
-        drone.signing_key = key;
+        drone.signing_key = key.clone();
     }
     Ok(config)
 }
@@ -267,7 +261,11 @@ mod tests {
         let w = Wrapper::parse_from(["sim", "--gcs", "serial:/dev/ttyUSB0"]);
         let err = format!("{:#}", config_from_args(&w.args).unwrap_err());
         assert!(err.contains("udpout:HOST:PORT"), "{err}");
-        assert!(parse_signing_key("abcd").is_err());
-        assert_eq!(parse_signing_key(&"0f".repeat(32)).unwrap(), [0x0f; 32]);
+        let w = Wrapper::parse_from(["sim", "--signing-key", "abcd"]);
+        let err = format!("{:#}", config_from_args(&w.args).unwrap_err());
+        assert!(err.contains("64 hex digits") && err.contains("patrol keygen"), "{err}");
+        let w = Wrapper::parse_from(["sim", "--signing-key", &"0f".repeat(32)]);
+        let config = config_from_args(&w.args).unwrap();
+        assert_eq!(config.drones[0].signing_key.as_ref().map(|k| *k.as_bytes()), Some([0x0f; 32]));
     }
 }
