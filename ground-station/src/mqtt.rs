@@ -310,12 +310,14 @@ async fn drive(options: MqttOptions, events: mpsc::Sender<DriverEvent>, stop: Ca
     let mut session = 0_u64;
     let mut backoff = BACKOFF_MIN;
     let mut logged_down = false;
+    let mut ever_connected = false;
     loop {
         session += 1;
         let (client, mut eventloop): (AsyncClient, EventLoop) = AsyncClient::new(options.clone(), REQUEST_CAPACITY);
         if events.send(DriverEvent::Session(session, client)).await.is_err() {
             return;
         }
+        let mut disconnecting = false;
         let error = loop {
             let polled = tokio::select! {
                 () = stop.cancelled() => return,
@@ -323,22 +325,40 @@ async fn drive(options: MqttOptions, events: mpsc::Sender<DriverEvent>, stop: Ca
             };
             match polled {
                 Ok(event) => {
+                    // Our own DISCONNECT (clean shutdown): the broker closes the connection next, which is the end
+                    // of this driver, not a lost connection.
+                    disconnecting |= matches!(event, Event::Outgoing(Outgoing::Disconnect));
                     if matches!(event, Event::Incoming(Incoming::ConnAck(_))) {
                         backoff = BACKOFF_MIN;
-                        if logged_down {
+                        if !ever_connected {
+                            tracing::info!("MQTT connected.");
+                        } else if logged_down {
                             tracing::warn!("MQTT broker reachable again.");
-                            logged_down = false;
                         }
+                        ever_connected = true;
+                        logged_down = false;
                     }
                     if events.send(DriverEvent::Event(session, event)).await.is_err() {
                         return;
                     }
                 }
+                Err(error) if disconnecting => {
+                    tracing::debug!(%error, "MQTT connection closed after our DISCONNECT.");
+                    let _ = events.try_send(DriverEvent::Lost(session));
+                    return;
+                }
                 Err(error) => break error,
             }
         };
-        if !logged_down {
-            tracing::error!(%error, "MQTT connection lost; retrying with backoff.");
+        if !ever_connected && session == 1 {
+            // At start-up (an embedded broker may still be binding its port): not yet an outage.
+            tracing::info!(%error, "MQTT broker not reachable yet; retrying with backoff.");
+        } else if !logged_down {
+            if ever_connected {
+                tracing::error!(%error, "MQTT connection lost; retrying with backoff.");
+            } else {
+                tracing::error!(%error, "Cannot connect to the MQTT broker; retrying with backoff.");
+            }
             logged_down = true;
         } else {
             tracing::debug!(%error, "MQTT connection attempt failed.");

@@ -191,6 +191,7 @@ impl Station {
             },
             &tasks,
             intake.clone(),
+            cancel.clone(),
         )
         .context("starting the detector thread")?;
         tasks.spawn(prune_evidence(evidence, cancel.clone()));

@@ -252,7 +252,8 @@ pub struct FrameDeps {
     pub missions: ActiveMissions,
 }
 
-/// Starts the pipeline: the detector thread, the result handler and one listener per drone link.
+/// Starts the pipeline: the detector thread, the result handler and one listener per drone link. `cancel` stops
+/// the listeners (frame intake); `stop`, cancelled once the queued frames are through, stops the pipeline.
 ///
 /// # Errors
 /// The detector thread cannot be started.
@@ -262,6 +263,7 @@ pub fn start(
     deps: FrameDeps,
     tasks: &TaskTracker,
     cancel: CancellationToken,
+    stop: CancellationToken,
 ) -> Result<Frames, inference::InferenceError> {
     let (results_tx, results_rx) = mpsc::channel::<DetectorOutput<FrameTag>>(RESULT_QUEUE);
     let thread = DetectorThread::spawn(BoxedDetector(detector), DETECTOR_QUEUE, move |output| {
@@ -278,7 +280,7 @@ pub fn start(
         next_capture: Arc::new(AtomicU64::new(0)),
     };
     let config = Arc::new(config);
-    tasks.spawn(feed(Arc::new(thread), queue_rx, frames.clone()));
+    tasks.spawn(feed(Arc::new(thread), queue_rx, frames.clone(), stop));
     tasks.spawn(handle_results(results_rx, frames.clone(), config.clone(), deps.clone()));
     let downloads = Arc::new(Semaphore::new(DOWNLOADS));
     for (index, bridge) in deps.fleet.bridges().iter().enumerate() {
@@ -326,8 +328,23 @@ struct FrameTag {
 
 /// Moves frames from the async queue into the detector thread, waiting (on a blocking thread) while it is busy.
 /// Ends when every sender is gone (shutdown drains the queue) or the detector stopped.
-async fn feed(thread: Arc<DetectorThread<FrameTag>>, mut queue: mpsc::Receiver<PendingFrame>, frames: Frames) {
-    while let Some(frame) = queue.recv().await {
+/// Hands queued frames to the detector thread until `stop` (the station keeps a sender of the queue until it is
+/// gone, so the queue alone never ends at shutdown). Dropping the thread's handle then closes its input: it
+/// finishes the frames it holds and stops, which ends `handle_results`.
+async fn feed(
+    thread: Arc<DetectorThread<FrameTag>>,
+    mut queue: mpsc::Receiver<PendingFrame>,
+    frames: Frames,
+    stop: CancellationToken,
+) {
+    loop {
+        let frame = tokio::select! {
+            () = stop.cancelled() => return,
+            frame = queue.recv() => match frame {
+                Some(frame) => frame,
+                None => return,
+            },
+        };
         let capture_id = frames.new_capture_id(frame.received);
         // The detector decodes its copy; the frame keeps the JPEG for the evidence.
         let image = ImageInput::Encoded(frame.image.clone());
