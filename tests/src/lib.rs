@@ -217,21 +217,31 @@ pub async fn wait_subscribed(
     pump.abort();
 }
 
-/// The `patrol` binary, built on demand (`cargo build -p ground-station --bin patrol`, a no-op when it is up to
-/// date) so that the process-level tests run the real daemon.
+/// The `patrol` binary, so that the process-level tests run the real daemon.
+///
+/// It is the binary `cargo test --workspace` builds for the ground station's integration tests: asking cargo for
+/// the same build (`cargo test --workspace --no-run`, a no-op when it is up to date) reuses it, where `cargo build
+/// -p ground-station` would rebuild tokio and everything above it without the dev-dependency features the test
+/// build unifies in (minutes of CI). Built once per test process.
 ///
 /// # Panics
 /// When the build fails.
 pub fn patrol_binary() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "--locked", "-p", "ground-station", "--bin", "patrol"])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build -p ground-station --bin patrol failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    target.join("debug").join("patrol")
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .current_dir(workspace_root())
+                .args(["test", "--workspace", "--locked", "--no-run", "--quiet"])
+                .status()
+                .expect("run cargo test --no-run");
+            assert!(status.success(), "cargo test --workspace --no-run failed");
+            let target =
+                std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+            target.join("debug").join("patrol")
+        })
+        .clone()
 }
 
 /// One HTTP/1.1 request over a plain TCP connection; returns the status code and the body.
