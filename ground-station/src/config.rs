@@ -337,6 +337,8 @@ pub struct RawTracking {
     /// End hazards nobody saw for this long.
     #[serde(with = "humantime_serde")]
     pub end_after: Duration,
+    /// Photos a hazard must be seen in before it is announced.
+    pub confirm_photos: u32,
 }
 
 /// `[severity]` as written.
@@ -1063,6 +1065,11 @@ fn validate(raw: RawConfig, issues: &mut Vec<ConfigIssue>) -> Settings {
     c.range("tracking.merge_radius_m", raw.tracking.merge_radius_m, 0.0, 1000.0);
     c.range("tracking.uncertainty_sigmas", raw.tracking.uncertainty_sigmas, 0.0, 10.0);
     c.require(raw.tracking.end_after >= Duration::from_secs(60), "tracking.end_after", "must be at least 1 minute");
+    c.require(
+        (1..=10).contains(&raw.tracking.confirm_photos),
+        "tracking.confirm_photos",
+        "must be 1 to 10 photos (1 announces a hazard at its first sighting)",
+    );
 
     c.require(!raw.severity.default_level.trim().is_empty(), "severity.default_level", "must not be empty");
     let mut rules = Vec::new();
@@ -1080,6 +1087,7 @@ fn validate(raw: RawConfig, issues: &mut Vec<ConfigIssue>) -> Settings {
         merge_radius_m: raw.tracking.merge_radius_m,
         uncertainty_sigmas: raw.tracking.uncertainty_sigmas,
         end_after: raw.tracking.end_after,
+        confirm_photos: raw.tracking.confirm_photos,
         severity: SeverityRules { rules, default_level: raw.severity.default_level },
     };
 
@@ -1395,14 +1403,16 @@ mod tests {
         assert_eq!(settings.mqtt.client_id, "patrol-gs-1");
         assert_eq!(settings.mqtt.broker, BrokerSettings::Embedded { listen: "127.0.0.1:1884".parse().unwrap() });
         assert_eq!(settings.tracker.merge_radius_m, 15.0);
+        assert_eq!(settings.tracker.confirm_photos, 2);
         assert_eq!(settings.tracker.severity.level(HazardKind::Fire, 0.7), "A");
         assert_eq!(settings.tracker.severity.level(HazardKind::Fire, 0.5), "C");
         assert_eq!(settings.gas_sensor.named_value, "CH4");
         assert_eq!(settings.storage.database, PathBuf::from("patrol-data/patrol.sqlite"));
         assert_eq!(settings.storage.retention, Duration::from_secs(30 * 86_400));
-        assert_eq!(settings.inference.classify("smoke"), Some((HazardKind::Fire, 0.55)));
-        assert_eq!(settings.inference.classify("fire"), Some((HazardKind::Fire, 0.55)));
-        assert_eq!(settings.inference.classify("gas_cylinder"), Some((HazardKind::Gas, 0.4)));
+        // The alert thresholds calibrated for two-photo confirmation (train/calibrate_alerts.py).
+        assert_eq!(settings.inference.classify("smoke"), Some((HazardKind::Fire, 0.74)));
+        assert_eq!(settings.inference.classify("fire"), Some((HazardKind::Fire, 0.66)));
+        assert_eq!(settings.inference.classify("gas_cylinder"), Some((HazardKind::Gas, 0.59)));
         assert_eq!(settings.inference.model, PathBuf::from("models/patrol-hazard.onnx"));
         assert_eq!(settings.inference.classify("car"), None);
         assert!(settings.drones.is_empty());
@@ -1671,6 +1681,7 @@ mod tests {
     fn tracking_rules() {
         assert!(has(&issues("[tracking]\nmerge_radius_m = 5000.0\n"), "tracking.merge_radius_m"));
         assert!(has(&issues("[tracking]\nuncertainty_sigmas = 11.0\n"), "tracking.uncertainty_sigmas"));
+        assert!(has(&issues("[tracking]\nconfirm_photos = 0\n"), "tracking.confirm_photos"));
     }
 
     #[test]

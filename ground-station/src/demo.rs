@@ -143,7 +143,7 @@ pub struct DemoSummary {
     pub median_error_m: Option<f64>,
     /// Worst position error of found hazards, metres.
     pub worst_error_m: Option<f64>,
-    /// Frame (capture announced) -> `new` event received, median, seconds.
+    /// Frame (the station hears of the photo that confirmed the hazard) -> `new` event received, median, seconds.
     pub latency_p50_s: Option<f64>,
     /// Same, 99th percentile.
     pub latency_p99_s: Option<f64>,
@@ -352,7 +352,8 @@ pub async fn run(options: DemoOptions, on_station: impl FnOnce(&Station)) -> any
         .iter()
         .filter(|e| e.event.event_type == HazardEventType::New)
         .filter_map(|e| {
-            let capture = e.event.after.capture_ids.first()?;
+            // The photo that raised the alert: the last of those that confirmed the hazard.
+            let capture = e.event.after.capture_ids.last()?;
             let received = station.frames.received_at(capture)?;
             e.at.duration_since(received).ok().map(|d| d.as_secs_f64())
         })

@@ -202,6 +202,11 @@ pub struct Hazard {
     pub review: ReviewStatus,
     /// Why it ended; `None` while it is open.
     pub end_reason: Option<EndReason>,
+    /// A tentative hazard has been seen in fewer photos than `tracking.confirm_photos`: it is tracked and stored
+    /// but never announced (no event, not on the console) until it is confirmed. Absent from every published
+    /// event, whose hazards are all confirmed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tentative: bool,
 }
 
 /// A hazard keeps at most this many capture ids (the oldest are kept; later ones only count).
@@ -426,6 +431,7 @@ mod tests {
             model_sha256: None,
             review: ReviewStatus::Unreviewed,
             end_reason: None,
+            tentative: false,
         };
         let event =
             HazardEvent { event_id: "gs:e:1".into(), event_type: HazardEventType::New, before: None, after: hazard };
@@ -433,6 +439,7 @@ mod tests {
         assert_eq!(json["type"], "new");
         assert_eq!(json["after"]["position"]["datum"], "WGS84");
         assert_eq!(json["after"]["first_seen"], "1970-01-01T00:00:00.000Z");
+        assert!(json["after"].get("tentative").is_none(), "published hazards never carry the flag");
         let back: HazardEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
     }

@@ -128,7 +128,7 @@ impl HazardHandle {
         self.ask(|reply| Command::Review(request, rfc3339::to_millis(SystemTime::now()), reply)).await
     }
 
-    /// The open hazards.
+    /// The open hazards that have been announced (tentative ones are not).
     ///
     /// # Errors
     /// [`HazardServiceError::Stopped`].
@@ -249,7 +249,8 @@ impl Service {
                 let _ = reply.send(result);
             }
             Command::OpenHazards(reply) => {
-                let _ = reply.send(Ok(self.tracker.open_hazards().to_vec()));
+                let announced = self.tracker.open_hazards().iter().filter(|h| !h.tentative).cloned().collect();
+                let _ = reply.send(Ok(announced));
             }
         }
     }

@@ -896,6 +896,7 @@ mod tests {
             model_sha256: None,
             review: ReviewStatus::Unreviewed,
             end_reason: (!open).then_some(crate::hazard::EndReason::Stale),
+            tentative: false,
         }
     }
 

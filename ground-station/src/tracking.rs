@@ -10,6 +10,11 @@
 //!   uncertainty_sigmas * sqrt(s_hazard^2 + s_observation^2))` (one-sigma uncertainties), else starts a new one.
 //! - The fused position is the inverse-variance weighted mean; its uncertainty shrinks with evidence, but not
 //!   below half of a new sighting's own (sightings share attitude biases).
+//! - A hazard seen by the camera starts **tentative** (as tentative tracks do in multi-object tracking): it is
+//!   tracked and stored but announced with `new` only once it has been seen in `confirm_photos` distinct photos.
+//!   A detector's false alarm on a texture is rarely repeated from another viewpoint; a real hazard under
+//!   overlapping photos is. Tentative hazards that end do so silently. Sensor readings (no photo) are
+//!   measurements, not guesses, and are announced at once.
 //! - `update` is published when the confidence rises by at least [`CONFIDENCE_STEP`] (or the severity changes),
 //!   a better picture arrives (score at least [`PICTURE_GAIN`] times the best so far), another drone or mission
 //!   sees it, the grid cell changes, or an operator confirms it. Other sightings only update the stored record,
@@ -75,6 +80,8 @@ pub struct TrackerConfig {
     pub uncertainty_sigmas: f64,
     /// Open hazards nobody saw for this long end.
     pub end_after: Duration,
+    /// A hazard seen by the camera is announced once it is in this many distinct photos (1: at once).
+    pub confirm_photos: u32,
     /// Severity rules.
     pub severity: SeverityRules,
 }
@@ -184,7 +191,7 @@ impl Tracker {
         self.counters
     }
 
-    /// The open hazards.
+    /// The open hazards, tentative ones included.
     pub fn open_hazards(&self) -> &[Hazard] {
         &self.open
     }
@@ -237,7 +244,7 @@ impl Tracker {
             Some(picture) => (Some(picture.image_url), Some(picture.crop_url), Some(picture.score)),
             None => (None, None, None),
         };
-        let hazard = Hazard {
+        let mut hazard = Hazard {
             id: self.next_hazard_id(),
             kind: observation.kind,
             label: observation.label,
@@ -258,14 +265,23 @@ impl Tracker {
             model_sha256: observation.model_sha256,
             review: ReviewStatus::Unreviewed,
             end_reason: None,
+            tentative: false,
         };
-        let event = self.event(HazardEventType::New, None, &hazard);
+        hazard.tentative = !self.is_confirmed(&hazard);
+        let event = (!hazard.tentative).then(|| self.event(HazardEventType::New, None, &hazard));
         self.open.push(hazard.clone());
-        Change { hazard, event: Some(event) }
+        Change { hazard, event }
+    }
+
+    /// Whether a hazard has enough evidence to be announced: seen in `confirm_photos` photos, or by a sensor.
+    fn is_confirmed(&self, hazard: &Hazard) -> bool {
+        let photos = u32::try_from(hazard.capture_ids.len()).unwrap_or(u32::MAX);
+        hazard.capture_ids.is_empty() || photos >= self.config.confirm_photos
     }
 
     fn merge(&mut self, index: usize, observation: Observation, locate: &dyn Locate) -> Change {
         let before = self.open[index].clone();
+        let by_sensor = observation.capture_id.is_none();
         let severity = &self.config.severity;
         let hazard = &mut self.open[index];
         let mut notable = false;
@@ -318,6 +334,14 @@ impl Tracker {
         hazard.first_seen = hazard.first_seen.min(observation.seen_at);
         hazard.last_seen = hazard.last_seen.max(observation.seen_at);
 
+        if before.tentative {
+            let confirmed = by_sensor || self.is_confirmed(&self.open[index]);
+            self.open[index].tentative = !confirmed;
+            let after = self.open[index].clone();
+            // Its first announcement: `new`, with everything gathered while it was tentative.
+            let event = confirmed.then(|| self.event(HazardEventType::New, None, &after));
+            return Change { hazard: after, event };
+        }
         let after = hazard.clone();
         let event = notable.then(|| self.event(HazardEventType::Update, Some(before), &after));
         Change { hazard: after, event }
@@ -350,8 +374,9 @@ impl Tracker {
     fn end(&mut self, before: Hazard, reason: EndReason) -> Change {
         let mut after = before.clone();
         after.end_reason = Some(reason);
-        let event = self.event(HazardEventType::End, Some(before), &after);
-        Change { hazard: after, event: Some(event) }
+        // Nobody heard of a tentative hazard: it ends without an event.
+        let event = (!before.tentative).then(|| self.event(HazardEventType::End, Some(before), &after));
+        Change { hazard: after, event }
     }
 
     /// Applies an operator's verdict: `confirmed` publishes an `update`; `false_positive` and `closed` end the
@@ -366,7 +391,7 @@ impl Tracker {
         let index = self
             .open
             .iter()
-            .position(|hazard| hazard.id == hazard_id)
+            .position(|hazard| hazard.id == hazard_id && !hazard.tentative)
             .ok_or_else(|| TrackError::NotOpen { hazard_id: hazard_id.to_owned() })?;
         if verdict.ends_hazard() {
             let before = self.open.remove(index);
@@ -474,6 +499,7 @@ mod tests {
             merge_radius_m: 15.0,
             uncertainty_sigmas: 3.0,
             end_after: Duration::from_secs(3600),
+            confirm_photos: 1,
             severity: SeverityRules {
                 rules: vec![SeverityRule { kind: HazardKind::Fire, min_confidence: 0.6, level: "A".into() }],
                 default_level: "C".into(),
@@ -526,6 +552,67 @@ mod tests {
         assert_eq!(hazard.capture_ids, vec!["cap0".to_owned()]);
         assert!(hazard.is_open());
         assert_eq!(tracker.counters(), Counters { next_hazard: 2, next_event: 2 });
+    }
+
+    fn confirming(photos: u32) -> TrackerConfig {
+        TrackerConfig { confirm_photos: photos, ..config() }
+    }
+
+    #[test]
+    fn a_hazard_is_announced_only_from_its_second_photo() {
+        let mut tracker = Tracker::new(confirming(2));
+        let first = tracker.observe(fire(0.0, 0.0, 0.7, 0), &Bands);
+        assert!(first.event.is_none() && first.hazard.tentative, "one photo: tracked, not announced");
+        // A second detection in the same photo (an overlapping tile) is no second view.
+        let mut same_photo = fire(1.0, 0.0, 0.9, 1);
+        same_photo.capture_id = Some("cap0".into());
+        let again = tracker.observe(same_photo, &Bands);
+        assert!(again.event.is_none() && again.hazard.tentative);
+        let second = tracker.observe(fire(0.5, 0.0, 0.6, 2), &Bands);
+        let event = second.event.unwrap();
+        assert_eq!(event.event_type, HazardEventType::New);
+        assert!(event.before.is_none(), "its first announcement");
+        assert!(!event.after.tentative);
+        assert_eq!((event.after.detections, event.after.capture_ids.len()), (3, 2));
+        assert!((event.after.confidence - 0.9).abs() < 1e-9, "the evidence gathered while tentative counts");
+        assert_eq!(event.event_id, "gs:e:1", "no event id spent on the tentative sightings");
+        // From here on as usual: a similar sighting publishes nothing.
+        assert!(tracker.observe(fire(0.0, 0.5, 0.7, 3), &Bands).event.is_none());
+    }
+
+    #[test]
+    fn tentative_hazards_end_silently_and_take_no_review() {
+        let mut tracker = Tracker::new(confirming(2));
+        let lone = tracker.observe(fire(0.0, 0.0, 0.7, 0), &Bands).hazard;
+        assert!(matches!(tracker.review(&lone.id, Verdict::Confirmed), Err(TrackError::NotOpen { .. })));
+        let ended = tracker.mission_finished(at(10), &["c0".to_owned()]);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].hazard.end_reason, Some(EndReason::NotSeenOnLaterPass));
+        assert!(ended[0].event.is_none(), "nobody heard of it");
+        let stale = tracker.observe(fire(300.0, 0.0, 0.7, 20), &Bands).hazard;
+        let expired = tracker.expire(at(20 + 3600));
+        assert_eq!(
+            expired.iter().map(|c| (c.hazard.id.as_str(), c.event.is_none())).collect::<Vec<_>>(),
+            [(stale.id.as_str(), true)]
+        );
+        assert!(tracker.open_hazards().is_empty());
+    }
+
+    #[test]
+    fn sensor_readings_are_announced_at_once_and_confirm_a_tentative_sighting() {
+        let mut tracker = Tracker::new(confirming(3));
+        let mut reading = obs(HazardKind::Gas, 0.0, 0.0, 1.0, 0);
+        reading.capture_id = None;
+        reading.label = "CH4".into();
+        assert_eq!(event_type(&tracker.observe(reading.clone(), &Bands)), Some(HazardEventType::New));
+        // A cylinder seen in one photo, then a methane reading over it: measured, so announced.
+        let cylinder = tracker.observe(obs(HazardKind::Gas, 200.0, 0.0, 0.6, 1), &Bands);
+        assert!(cylinder.event.is_none());
+        reading.position = cylinder.hazard.position;
+        reading.seen_at = at(2);
+        let change = tracker.observe(reading, &Bands);
+        assert_eq!(change.hazard.id, cylinder.hazard.id);
+        assert_eq!(event_type(&change), Some(HazardEventType::New));
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn config() -> TrackerConfig {
         merge_radius_m: 15.0,
         uncertainty_sigmas: 3.0,
         end_after: Duration::from_secs(6 * 3600),
+        confirm_photos: 1,
         severity: SeverityRules { rules: vec![], default_level: "C".into() },
     }
 }

@@ -50,6 +50,7 @@ fn hazard_payloads() -> Vec<Vec<u8>> {
         merge_radius_m: 15.0,
         uncertainty_sigmas: 3.0,
         end_after: Duration::from_secs(3600),
+        confirm_photos: 1,
         severity: SeverityRules {
             rules: vec![SeverityRule { kind: HazardKind::Fire, min_confidence: 0.6, level: "A".into() }],
             default_level: "C".into(),

@@ -58,7 +58,9 @@ async fn console_over_the_running_station() {
         model: None,
     };
     let broker = BrokerSettings::External { host: "127.0.0.1".into(), port, tls: None };
-    let settings = demo::settings(&options, &format!("udpin:127.0.0.1:{udp_port}"), &broker).unwrap();
+    let mut settings = demo::settings(&options, &format!("udpin:127.0.0.1:{udp_port}"), &broker).unwrap();
+    // The scripted detector flags a single photo: announce at the first sighting.
+    settings.tracker.confirm_photos = 1;
     let planner = settings.planner.clone().unwrap();
     let inputs = PlannerInputs::load(&planner, settings.district.cells.as_ref().unwrap()).unwrap();
     let cells: Vec<String> = inputs.cells.iter().filter(|c| c.demo).take(2).map(|c| c.id.clone()).collect();

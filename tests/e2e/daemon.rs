@@ -65,6 +65,10 @@ camera = "{camera}"
 
 [district]
 cells = "{cells}"
+
+# Each pushed photo shows its own place: announce a hazard at its first photo.
+[tracking]
+confirm_photos = 1
 "#,
         data = dir.join("station").display(),
         model = root.join("models/patrol-hazard.onnx").display(),

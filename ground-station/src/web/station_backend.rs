@@ -468,6 +468,9 @@ fn best_first(hazard: &hazard::Hazard) -> Vec<String> {
 
 /// A tracked hazard as the console shows it; `None` for an id the API cannot carry (see [`hazard_token`]).
 pub fn api_hazard(hazard: &hazard::Hazard) -> Option<Hazard> {
+    if hazard.tentative {
+        return None;
+    }
     let Some(id) = hazard_token(&hazard.id) else {
         tracing::warn!(hazard_id = %hazard.id, "Hazard id not of the tracker's form; not shown on the console.");
         return None;
@@ -789,6 +792,7 @@ mod tests {
             model_sha256: None,
             review: hazard::ReviewStatus::Unreviewed,
             end_reason: None,
+            tentative: false,
         }
     }
 
