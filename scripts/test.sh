@@ -19,5 +19,15 @@ cargo fmt --all --check
 step "Lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "Tests (cargo test)"
-cargo test --workspace --locked
+# cargo-nextest (on this project's CI machines; `cargo install cargo-nextest --locked` elsewhere) runs all test
+# binaries from one pool, longest first (.config/nextest.toml); the doc tests run with cargo test. Without it,
+# cargo test runs everything, one binary after another.
+if cargo nextest --version >/dev/null 2>&1; then
+  step "Tests (cargo nextest)"
+  cargo nextest run --workspace --locked
+  step "Doc tests (cargo test --doc)"
+  cargo test --workspace --locked --doc
+else
+  step "Tests (cargo test)"
+  cargo test --workspace --locked
+fi

@@ -231,11 +231,29 @@ pub fn patrol_binary() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .current_dir(workspace_root())
-                .args(["test", "--workspace", "--locked", "--no-run", "--quiet"])
-                .status()
-                .expect("run cargo test --no-run");
+            let mut command = std::process::Command::new(cargo);
+            command.current_dir(workspace_root()).args(["test", "--workspace", "--locked", "--no-run", "--quiet"]);
+            // Cargo gives a test process the variables of its package (CARGO_MANIFEST_DIR, CARGO_PKG_NAME...).
+            // Build scripts such as ring's rerun when those change in cargo's environment, so passing them on
+            // would rebuild ring and everything above it here, and again in the next outer build.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy();
+                if [
+                    "CARGO_MANIFEST_",
+                    "CARGO_PKG_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                    "CARGO_PRIMARY_",
+                    "CARGO_TARGET_TMPDIR",
+                ]
+                .iter()
+                .any(|prefix| key.starts_with(prefix))
+                    || key == "OUT_DIR"
+                {
+                    command.env_remove(key.as_ref());
+                }
+            }
+            let status = command.status().expect("run cargo test --no-run");
             assert!(status.success(), "cargo test --workspace --no-run failed");
             let target =
                 std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
