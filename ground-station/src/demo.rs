@@ -202,9 +202,11 @@ pub const MATCH_RADIUS_M: f64 = 15.0;
 /// # Errors
 /// Invalid settings (a bug in the demo or missing data files).
 pub fn settings(options: &DemoOptions, link: &str, broker: &BrokerSettings) -> anyhow::Result<Settings> {
-    let mut settings = config::load(None, std::iter::empty()).context("the default configuration")?;
+    // The station id goes through the loader, so that what derives from it (the tracker's hazard and event ids)
+    // says "demo" too.
+    let mut settings = config::load_str(Some((Path::new("<demo>"), "[station]\nid = \"demo\"\n")), std::iter::empty())
+        .context("the default configuration")?;
     let data = &options.data_dir;
-    settings.station.id = "demo".into();
     settings.station.data_dir = options.work_dir.clone();
     settings.storage.database = options.work_dir.join("patrol.sqlite");
     settings.storage.evidence_dir = options.work_dir.join("evidence");

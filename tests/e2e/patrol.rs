@@ -60,6 +60,10 @@ async fn a_simulated_patrol_publishes_one_new_event_per_planted_hazard() {
     subscriber.abort();
     assert!(arrival.windows(2).all(|w| w[0] < w[1]), "events out of order: {arrival:?}");
     assert_eq!(events.len(), summary.events_total, "the command center got every event the station published");
+    assert!(
+        events.values().all(|e| e.event_id.starts_with("demo:e:") && e.after.id.starts_with("demo:h:")),
+        "event and hazard ids name the demo station"
+    );
     let news: Vec<&HazardEvent> = events.values().filter(|e| e.event_type == HazardEventType::New).collect();
 
     assert_eq!(summary.sorties_completed, summary.sorties_planned, "every sortie flown to the end");
