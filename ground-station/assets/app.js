@@ -63,12 +63,48 @@ function el(tag, attrs = {}, children = []) {
 }
 export { el };
 
+/** Station alarms by name (latest state of each): a banner under the header on every page while one is raised. */
+const alarms = new Map();
+
+function renderAlarms() {
+  const banner = document.getElementById('alarms');
+  const active = session ? [...alarms.values()].filter((alarm) => alarm.active) : [];
+  banner.hidden = active.length === 0;
+  banner.replaceChildren(...active.map((alarm) => el('p', { class: 'alarm', 'data-alarm': alarm.alarm }, [
+    el('strong', { text: t(`alarm.${alarm.alarm}`) }),
+    ' ',
+    el('span', { class: 'detail', text: alarm.message }),
+  ])));
+}
+
+/** Reloads the raised alarms from the fleet snapshot (at login and when the live feed asks for a resync). */
+function loadAlarms() {
+  api('GET', '/fleet')
+    .then((snapshot) => {
+      alarms.clear();
+      for (const alarm of snapshot.alarms) alarms.set(alarm.alarm, alarm);
+      renderAlarms();
+    })
+    .catch(() => {}); // the live feed's reconnect brings them later
+}
+
+window.addEventListener('patrol:live', (event) => {
+  const update = event.detail;
+  if (update.type === 'alarm') {
+    alarms.set(update.alarm, update);
+    renderAlarms();
+  } else if (update.type === 'resync') {
+    loadAlarms();
+  }
+});
+
 function showLogin(message) {
   if (unmount) unmount();
   unmount = null;
   if (closeLive) closeLive();
   closeLive = null;
   session = null;
+  renderAlarms();
   top.hidden = true;
   view.replaceChildren();
   const error = el('p', { class: 'error', id: 'login-error', text: message || '' });
@@ -108,6 +144,8 @@ function start(info) {
   closeLive = openLive((state) => {
     status.dataset.state = state;
     status.textContent = t(state === 'open' ? 'live.open' : 'live.closed');
+    // Alarms raised while the socket was down arrive with the snapshot.
+    if (state === 'open') loadAlarms();
   });
   route();
 }

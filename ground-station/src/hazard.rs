@@ -334,6 +334,41 @@ pub struct MissionProgress {
     pub at: SystemTime,
 }
 
+/// A station fault an operator must act on, as published (retained) on `<prefix>/alarms/<alarm>`: at each start
+/// (the state found then), when it is raised and when it clears.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StationAlarm {
+    /// Which alarm.
+    pub alarm: AlarmKind,
+    /// The station it concerns.
+    pub station_id: String,
+    /// Raised (`true`) or cleared.
+    pub active: bool,
+    /// What happened and what to do, in English (the console shows its own translated title beside it).
+    pub message: String,
+    /// When the alarm took this state, RFC 3339 UTC.
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+}
+
+/// The alarms a station raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmKind {
+    /// Evidence images cannot be written (disk full, folder unwritable): detection goes on, hazards are reported
+    /// without pictures.
+    EvidenceStorage,
+}
+
+impl AlarmKind {
+    /// The name used in topics and payloads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EvidenceStorage => "evidence_storage",
+        }
+    }
+}
+
 /// RFC 3339 UTC timestamps with millisecond precision, for `#[serde(with = "...")]`.
 pub mod rfc3339 {
     use std::time::SystemTime;

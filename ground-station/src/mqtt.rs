@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{BrokerSettings, MqttSettings};
-use crate::hazard::{DroneState, HazardEvent, MissionProgress, ReviewEvent};
+use crate::hazard::{AlarmKind, DroneState, HazardEvent, MissionProgress, ReviewEvent, StationAlarm};
 use crate::storage::{OutboxMessage, StorageError, StorageHandle};
 
 /// Payload of `<prefix>/available` while the station runs.
@@ -88,6 +88,17 @@ impl Topics {
     /// `<prefix>/missions/<id>`.
     pub fn mission(&self, mission_id: &str) -> String {
         format!("{}/missions/{mission_id}", self.prefix)
+    }
+
+    /// `<prefix>/alarms/<alarm>`.
+    pub fn alarm(&self, kind: AlarmKind) -> String {
+        format!("{}/alarms/{}", self.prefix, kind.as_str())
+    }
+
+    /// The outbox message for an alarm change (`<prefix>/alarms/<alarm>`, retained: a subscriber that comes later
+    /// sees whether the alarm is on).
+    pub fn alarm_message(&self, alarm: &StationAlarm) -> OutboxMessage {
+        OutboxMessage { topic: self.alarm(alarm.alarm), payload: json(alarm), retain: true }
     }
 
     /// The outbox message for a hazard event (`<prefix>/hazards`, not retained).
@@ -651,6 +662,7 @@ mod tests {
         assert_eq!(topics.reviews(), "city/patrol/reviews");
         assert_eq!(topics.drone_state("d1"), "city/patrol/drones/d1/state");
         assert_eq!(topics.mission("m7"), "city/patrol/missions/m7");
+        assert_eq!(topics.alarm(AlarmKind::EvidenceStorage), "city/patrol/alarms/evidence_storage");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! frames and drone events, let the queued frames through the detector, then MQTT publishes `offline` and
 //! disconnects, the web server drains, the links close last. Shutdown never commands a drone.
 
+pub mod alarms;
 pub mod fleet;
 pub mod frames;
 pub mod patrols;
@@ -26,12 +27,13 @@ use crate::auth::{AuthConfig, AuthService};
 use crate::config::{BrokerSettings, InferenceSettings, Settings};
 use crate::district::District;
 use crate::georef::Georeferencer;
-use crate::hazard::HazardKind;
+use crate::hazard::{AlarmKind, HazardKind};
 use crate::hazard_service::{self, HazardHandle};
 use crate::mqtt::{self, ConnectOptions, MqttHandle};
 use crate::storage::{EvidenceStore, StorageHandle};
 use crate::web::{self, AppState, ConsoleSettings};
 
+use self::alarms::Alarms;
 use self::fleet::Fleet;
 use self::frames::{Frames, FramesConfig};
 use self::patrols::{PatrolDeps, Patrols, PlannerInputs};
@@ -94,6 +96,8 @@ pub struct Station {
     pub web_addr: Option<SocketAddr>,
     /// Identity of the detector's model.
     pub model: inference::ModelInfo,
+    /// Faults an operator must see.
+    pub alarms: Alarms,
     tasks: TaskTracker,
     /// Cancelled first: frame intake, links' listeners, patrol watchers.
     intake: CancellationToken,
@@ -173,6 +177,8 @@ impl Station {
             settings.storage.retention,
             settings.storage.max_evidence_bytes,
         );
+        let alarms = Alarms::new(settings.station.id.clone(), storage.clone(), mqtt.clone());
+        check_evidence_folder(&evidence, &alarms).await;
         let frames = frames::start(
             detector,
             FramesConfig {
@@ -188,6 +194,7 @@ impl Station {
                 district: district.clone(),
                 fleet: fleet.clone(),
                 missions: active.clone(),
+                alarms: alarms.clone(),
             },
             &tasks,
             intake.clone(),
@@ -223,6 +230,7 @@ impl Station {
             auth,
             web_addr: None,
             model,
+            alarms,
             tasks,
             intake,
             cancel,
@@ -347,6 +355,25 @@ pub fn load_detector(settings: &InferenceSettings) -> anyhow::Result<OnnxDetecto
         ..DetectorConfig::default()
     };
     OnnxDetector::load(config).with_context(|| format!("loading the detector model {}", settings.model.display()))
+}
+
+/// Publishes at start whether the evidence folder takes new files, so a retained alarm from an earlier run does
+/// not outlive the fault (and a disk that is full already is reported before the first hazard).
+async fn check_evidence_folder(evidence: &EvidenceStore, alarms: &Alarms) {
+    let store = evidence.clone();
+    let checked = tokio::task::spawn_blocking(move || store.check_writable()).await;
+    let dir = evidence.dir().display();
+    match checked {
+        Ok(Ok(())) => {
+            alarms
+                .publish_state(AlarmKind::EvidenceStorage, false, format!("The evidence folder {dir} is writable."))
+                .await;
+        }
+        Ok(Err(error)) => {
+            alarms.publish_state(AlarmKind::EvidenceStorage, true, frames::evidence_alarm_message(&error)).await;
+        }
+        Err(error) => tracing::error!(%error, "The evidence folder check failed."),
+    }
 }
 
 async fn prune_evidence(evidence: EvidenceStore, cancel: CancellationToken) {

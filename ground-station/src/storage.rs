@@ -806,6 +806,27 @@ impl EvidenceStore {
         Ok(SavedEvidence { frame, crops })
     }
 
+    /// Checks that the folder takes a new file (creating it if needed), as the start-up check of the alarm.
+    /// Blocking.
+    ///
+    /// # Errors
+    /// The I/O error of creating the folder or writing and removing a small probe file (disk full included).
+    pub fn check_writable(&self) -> Result<(), StorageError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StorageError::Evidence { path, source }
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let probe = self.dir.join(".write-check");
+        write_atomically(&probe, &[0; 4096]).map_err(io(&probe))?;
+        std::fs::remove_file(&probe).map_err(io(&probe))
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Deletes capture folders older than the retention, then the oldest ones until the total is under the size
     /// limit. Blocking.
     ///
@@ -862,11 +883,16 @@ fn folder_bytes(path: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// Writes through a temporary file and a rename, so a crash never leaves a half-written image.
+/// Writes through a temporary file and a rename, so a crash never leaves a half-written image; a failed write
+/// (a full disk) removes its partial file, leaving the space and the folder as they were.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // Best effort: the write's own error is the one to report.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 #[cfg(test)]

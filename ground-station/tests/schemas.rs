@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ground_station::district::District;
 use ground_station::hazard::{
-    DroneState, HazardKind, LinkStatus, MissionProgress, MissionState, Position, ReviewEvent, Verdict,
+    AlarmKind, DroneState, HazardKind, LinkStatus, MissionProgress, MissionState, Position, ReviewEvent, StationAlarm,
+    Verdict,
 };
 use ground_station::mqtt::Topics;
 use ground_station::tracking::{Observation, Picture, SeverityRule, SeverityRules, Tracker, TrackerConfig};
@@ -182,5 +183,29 @@ fn mission_progress_matches_the_schema() {
     assert_valid(&validator, &message.payload);
     let mut bad = serde_json::to_value(&progress).unwrap();
     bad["state"] = "flying".into();
+    assert!(!validator.is_valid(&bad));
+}
+
+#[test]
+fn alarms_match_the_schema() {
+    let validator = validator("alarm.json");
+    let raised = StationAlarm {
+        alarm: AlarmKind::EvidenceStorage,
+        station_id: "gs-1".into(),
+        active: true,
+        message: "Cannot save evidence images (No space left on device).".into(),
+        at: at(9),
+    };
+    let message = Topics::new("patrol").alarm_message(&raised);
+    assert_eq!(message.topic, "patrol/alarms/evidence_storage");
+    assert!(message.retain, "a late subscriber must see a raised alarm");
+    assert_valid(&validator, &message.payload);
+    let cleared = StationAlarm { active: false, message: "Evidence images are saved again.".into(), ..raised };
+    assert_valid(&validator, &Topics::new("patrol").alarm_message(&cleared).payload);
+    let mut bad = serde_json::to_value(&cleared).unwrap();
+    bad["alarm"] = "disk".into();
+    assert!(!validator.is_valid(&bad));
+    bad = serde_json::to_value(&cleared).unwrap();
+    bad.as_object_mut().unwrap().remove("active");
     assert!(!validator.is_valid(&bad));
 }

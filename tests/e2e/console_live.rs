@@ -2,7 +2,8 @@
 //! over the demo world, a scripted detector that flags a fire in the first photo, and a private Mosquitto as the
 //! external broker. The operator sees the drone marker move, plans two cells, uploads, starts and sees the
 //! progress; the reviewer confirms the hazard with `Y` and the verdict arrives on `patrol/reviews` at the broker;
-//! a viewer is refused every operator action, in the page and by direct API call. Screenshots go to
+//! a viewer is refused every operator action, in the page and by direct API call, and sees a station alarm as a
+//! banner until it clears. Screenshots go to
 //! `docs/screenshots/station-*.png`.
 
 // Helpers outside #[test] functions panic on purpose: a panic is how a test reports failure.
@@ -18,7 +19,7 @@ use firmware_bridge::sim::{CameraConfig, PersonalityMix, SimConfig, SimFleet, Si
 use ground_station::auth::Role;
 use ground_station::config::BrokerSettings;
 use ground_station::demo::{self, DemoOptions};
-use ground_station::hazard::{ReviewEvent, Verdict};
+use ground_station::hazard::{AlarmKind, ReviewEvent, Verdict};
 use ground_station::station::patrols::PlannerInputs;
 use ground_station::station::{StartOptions, Station};
 use ground_station::web::station_backend::hazard_token;
@@ -219,6 +220,25 @@ async fn console_over_the_running_station() {
         .await
         .unwrap();
     assert_eq!(statuses, json!([403, 403, 403, 403, 403, 403, 403, 403, 403, 403]));
+
+    // A station alarm (the evidence disk): a banner on every page, with the translated title, live and after a
+    // reload (from the fleet snapshot); gone when the alarm clears.
+    station.alarms.raise(AlarmKind::EvidenceStorage, "Cannot save evidence images (test).").await;
+    let banner = "#alarms:not([hidden]) p[data-alarm='evidence_storage']";
+    let title = find(&client, &format!("{banner} strong")).await.text().await.unwrap();
+    let titles: Vec<String> = ["en", "zh-CN"]
+        .iter()
+        .map(|lang| {
+            let path = workspace_root().join(format!("ground-station/assets/i18n/{lang}.json"));
+            let strings: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            strings["alarm.evidence_storage"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(titles.contains(&title), "banner title {title:?} is not a translation");
+    client.refresh().await.unwrap();
+    find(&client, &format!("{banner} .detail")).await;
+    station.alarms.clear(AlarmKind::EvidenceStorage, "Evidence images are saved again.").await;
+    find(&client, "#alarms[hidden]").await;
 
     client.close().await.unwrap();
     subscriber.abort();

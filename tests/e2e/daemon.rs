@@ -25,6 +25,8 @@ pub(crate) struct ConfigExtras {
     pub(crate) mqtt: String,
     /// Under the one `[[drones]]`.
     pub(crate) drone: String,
+    /// Whole sections, at the end.
+    pub(crate) sections: String,
 }
 
 /// Writes `ground-station.toml` under `dir`: an external broker on `broker_port`, the web console on `web` with
@@ -69,6 +71,7 @@ cells = "{cells}"
 # Each pushed photo shows its own place: announce a hazard at its first photo.
 [tracking]
 confirm_photos = 1
+{sections}
 "#,
         data = dir.join("station").display(),
         model = root.join("models/patrol-hazard.onnx").display(),
@@ -76,6 +79,7 @@ confirm_photos = 1
         cells = root.join("data/sample-district/cells.geojson").display(),
         mqtt_extras = extras.mqtt,
         drone_extras = extras.drone,
+        sections = extras.sections,
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -84,8 +88,20 @@ confirm_photos = 1
 /// Starts `patrol serve` with `RUST_LOG=info` (unless `env` says otherwise) and `env`, its stdout and stderr
 /// appended to `log`; returns once its web port accepts connections.
 pub(crate) fn start_daemon(config: &Path, log: &Path, web: SocketAddr, env: &[(&str, &str)]) -> Child {
+    spawn_daemon(Command::new(patrol_binary()), config, log, web, env)
+}
+
+/// [`start_daemon`] through `command`, which must end by running `patrol` with the arguments added to it (the
+/// binary itself, or a wrapper that execs it).
+pub(crate) fn spawn_daemon(
+    mut command: Command,
+    config: &Path,
+    log: &Path,
+    web: SocketAddr,
+    env: &[(&str, &str)],
+) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = Command::new(patrol_binary())
+    let child = command
         .args(["serve", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
@@ -105,27 +121,35 @@ pub(crate) fn start_daemon(config: &Path, log: &Path, web: SocketAddr, env: &[(&
 /// Pushes the fixture scene (one hazard of each class) twice, as if taken at two spots 200 m apart (so each push
 /// gives its own hazards).
 pub(crate) fn push_photos(web: SocketAddr) -> usize {
-    let images = workspace_root().join("inference/tests/fixtures/images");
-    let files = ["synth_1_fire_gas_cylinder_rooftop_addon_smoke_steel_shed.jpg"; 2];
-    for (i, file) in files.iter().enumerate() {
-        let jpeg = std::fs::read(images.join(file)).unwrap();
-        #[allow(clippy::cast_precision_loss)]
-        let metadata = serde_json::json!({
-            "drone_id": "drone-1",
-            "capture_time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            "lat_deg": 22.5410 + 0.002 * i as f64,
-            "lon_deg": 113.8810,
-            "relative_alt_m": 25.0,
-            "attitude": {"roll_deg": 0.0, "pitch_deg": 0.0, "yaw_deg": 0.0},
-            "intrinsics": {"width_px": 320, "height_px": 320, "fx_px": 400.0, "fy_px": 400.0},
-        });
-        let head = format!(
-            "POST /api/frames HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: image/jpeg\r\nX-Capture-Metadata: {metadata}"
-        );
-        let (status, body) = http_request(web, &head, &jpeg);
-        assert_eq!(status, 202, "push refused: {body}");
+    for spot in 0..2 {
+        push_photo(web, spot);
     }
-    files.len()
+    2
+}
+
+/// Latitude of the photo pushed at `spot` (spots are 0.002 degrees, about 220 m, apart along a meridian).
+pub(crate) fn spot_lat(spot: u32) -> f64 {
+    22.5410 + 0.002 * f64::from(spot)
+}
+
+/// Pushes the fixture scene (one hazard of each class) as taken at `spot`, 25 m above it, looking straight down.
+pub(crate) fn push_photo(web: SocketAddr, spot: u32) {
+    let images = workspace_root().join("inference/tests/fixtures/images");
+    let jpeg = std::fs::read(images.join("synth_1_fire_gas_cylinder_rooftop_addon_smoke_steel_shed.jpg")).unwrap();
+    let metadata = serde_json::json!({
+        "drone_id": "drone-1",
+        "capture_time": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        "lat_deg": spot_lat(spot),
+        "lon_deg": 113.8810,
+        "relative_alt_m": 25.0,
+        "attitude": {"roll_deg": 0.0, "pitch_deg": 0.0, "yaw_deg": 0.0},
+        "intrinsics": {"width_px": 320, "height_px": 320, "fx_px": 400.0, "fy_px": 400.0},
+    });
+    let head = format!(
+        "POST /api/frames HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: image/jpeg\r\nX-Capture-Metadata: {metadata}"
+    );
+    let (status, body) = http_request(web, &head, &jpeg);
+    assert_eq!(status, 202, "push refused: {body}");
 }
 
 /// The hazard events waiting in the outbox, in publish order.

@@ -4,6 +4,7 @@ mod bridge_interop;
 mod console;
 mod console_live;
 mod daemon;
+mod disk_full;
 mod fleet;
 mod fuzz_smoke;
 mod link_outage;

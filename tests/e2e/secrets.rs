@@ -184,6 +184,7 @@ async fn a_full_run_at_debug_level_never_logs_a_secret() {
     let extras = ConfigExtras {
         mqtt: format!("username = \"{MQTT_USER}\""),
         drone: format!("signing_key_file = \"{}\"", key_file.display()),
+        ..ConfigExtras::default()
     };
     let config = write_config(dir.path(), broker_port, web, udp, &extras);
     let log = dir.path().join("daemon.log");

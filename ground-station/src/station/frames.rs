@@ -29,12 +29,13 @@ use tokio_util::task::TaskTracker;
 use crate::config::{GasSensorSettings, InferenceSettings};
 use crate::district::District;
 use crate::georef::{BoxPx, CapturePose, Georeferencer};
-use crate::hazard::{HazardKind, Position};
+use crate::hazard::{AlarmKind, HazardKind, Position};
 use crate::hazard_service::HazardHandle;
-use crate::storage::{CaptureRecord, DetectionRecord, EvidenceStore, StorageHandle};
+use crate::storage::{CaptureRecord, DetectionRecord, EvidenceStore, StorageError, StorageHandle};
 use crate::tracking::{Locate, Observation, Picture};
 
 use super::ActiveMissions;
+use super::alarms::Alarms;
 use super::fleet::Fleet;
 
 /// Frames waiting for the detector.
@@ -250,6 +251,8 @@ pub struct FrameDeps {
     pub fleet: Fleet,
     /// Which mission each drone flies.
     pub missions: ActiveMissions,
+    /// Raised when evidence cannot be saved, cleared when it can again.
+    pub alarms: Alarms,
 }
 
 /// Starts the pipeline: the detector thread, the result handler and one listener per drone link. `cancel` stops
@@ -463,11 +466,13 @@ async fn process(
     let pictures = match saved {
         Ok(saved) => {
             capture.image_path = Some(saved.frame);
+            deps.alarms.clear(AlarmKind::EvidenceStorage, "Evidence images are saved again.").await;
             Some(saved.crops.len())
         }
         Err(error) => {
-            // Detection goes on without pictures (disk full, for example); the alarm is the log and the missing URLs.
-            tracing::error!(capture = %capture_id, %error, "Cannot save the evidence images; the hazard is reported without them.");
+            // Detection goes on without pictures (disk full, for example): the alarm tells the operator.
+            tracing::warn!(capture = %capture_id, %error, "Cannot save the evidence images; the hazard is reported without them.");
+            deps.alarms.raise(AlarmKind::EvidenceStorage, evidence_alarm_message(&error)).await;
             None
         }
     };
@@ -512,6 +517,14 @@ async fn process(
     }
     deps.storage.call(move |db| db.insert_detections(&records)).await?;
     Ok(())
+}
+
+/// The alarm text for an evidence write that failed: what happened, what goes on, what to do.
+pub fn evidence_alarm_message(error: &StorageError) -> String {
+    format!(
+        "Cannot save evidence images ({error}). Detection goes on and hazards are still reported, without pictures. \
+         Free space on that disk, or lower storage.retention / storage.max_evidence_bytes."
+    )
 }
 
 /// The evidence id of a capture's full frame (`None`) or of crop `n`: letters, digits, `-` and `_` only, as the

@@ -88,6 +88,21 @@ pub struct FleetSnapshot {
     pub at_unix_ms: i64,
     /// Every configured drone.
     pub drones: Vec<DroneState>,
+    /// Station alarms raised now (empty when all is well).
+    pub alarms: Vec<Alarm>,
+}
+
+/// A station fault an operator must act on (the MQTT `<prefix>/alarms/<alarm>` payload, for the console).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Alarm {
+    /// Which alarm (`evidence_storage`): the console shows its translated title.
+    pub alarm: String,
+    /// Raised (`true`) or cleared.
+    pub active: bool,
+    /// What happened and what to do, in English.
+    pub message: String,
+    /// When it took this state (Unix ms).
+    pub at_unix_ms: i64,
 }
 
 /// One patrol grid cell.
@@ -492,6 +507,8 @@ pub enum LiveUpdate {
     Hazard(Hazard),
     /// A verdict was stored or undone.
     Review(ReviewRecord),
+    /// A station alarm was raised or cleared.
+    Alarm(Alarm),
     /// Updates were dropped (the client was too slow): reload everything.
     Resync,
 }

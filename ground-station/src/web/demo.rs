@@ -658,6 +658,8 @@ impl ConsoleBackend for DemoBackend {
         Ok(FleetSnapshot {
             at_unix_ms: now_ms(SystemTime::now()),
             drones: state.drones.iter().map(|d| d.state.clone()).collect(),
+            // The sample backend stores no evidence on disk: nothing to raise.
+            alarms: Vec::new(),
         })
     }
 

@@ -18,12 +18,12 @@ use firmware_bridge::mode::AutopilotKind;
 use firmware_bridge::vehicle::{LinkHealth, VehicleHandle};
 use mission_planner::area::{self, ZoneShape};
 use mission_planner::geo::{GeoPoint, LocalFrame, LocalPoint};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::api::{
-    Autopilot, CameraOption, CommandOutcome, CommandRequest, District, DroneState, EvidenceBox, EvidenceFrame,
+    Alarm, Autopilot, CameraOption, CommandOutcome, CommandRequest, District, DroneState, EvidenceBox, EvidenceFrame,
     FleetSnapshot, GridCell, Hazard, HazardFilter, HazardKind, HazardStatus, LatLon, LaunchPoint, LinkState,
     LiveUpdate, MissionProgress, MissionState, MissionStatus, NoFlyZone, PlanRequest, PlanSummary, PlannedRoute,
     ReviewItem, ReviewRecord, ReviewStatus, Severity, Sortie, VehicleCommand, Verdict,
@@ -33,6 +33,7 @@ use super::review_queue::{Candidate, ReviewQueue, unix_ms};
 use crate::hazard;
 use crate::hazard_service::{HazardHandle, HazardServiceError, ReviewRequest};
 use crate::station::Station;
+use crate::station::alarms::Alarms;
 use crate::station::fleet::{DroneView, Fleet};
 use crate::station::frames::{evidence_id, parse_evidence_id};
 use crate::station::patrols::{MissionRun, PatrolError, Patrols, PlannedPatrol, PlannerInputs};
@@ -66,6 +67,7 @@ pub struct StationBackend {
     evidence_dir: PathBuf,
     queue: Mutex<ReviewQueue>,
     live: broadcast::Sender<LiveUpdate>,
+    alarms: Alarms,
 }
 
 impl std::fmt::Debug for StationBackend {
@@ -82,6 +84,7 @@ impl StationBackend {
             station.fleet.clone(),
             station.patrols.clone(),
             station.hazards.subscribe(),
+            station.alarms.subscribe(),
             live.clone(),
             cancel,
         ));
@@ -94,6 +97,7 @@ impl StationBackend {
             evidence_dir: station.settings.storage.evidence_dir.clone(),
             queue: Mutex::new(ReviewQueue::new()),
             live,
+            alarms: station.alarms.clone(),
         }
     }
 
@@ -169,6 +173,7 @@ async fn feed_live(
     fleet: Fleet,
     patrols: Patrols,
     mut hazards: broadcast::Receiver<hazard::Hazard>,
+    mut alarms: watch::Receiver<BTreeMap<hazard::AlarmKind, hazard::StationAlarm>>,
     live: broadcast::Sender<LiveUpdate>,
     cancel: CancellationToken,
 ) {
@@ -202,11 +207,26 @@ async fn feed_live(
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            changed = alarms.changed() => match changed {
+                // Every alarm's latest state: the console shows the active ones and drops the cleared.
+                Ok(()) => alarms.borrow_and_update().values().map(|alarm| LiveUpdate::Alarm(api_alarm(alarm))).collect(),
+                Err(_) => return,
+            },
         };
         for update in updates {
             // Nobody watching is fine.
             let _ = live.send(update);
         }
+    }
+}
+
+/// The console's view of a station alarm.
+fn api_alarm(alarm: &hazard::StationAlarm) -> Alarm {
+    Alarm {
+        alarm: alarm.alarm.as_str().to_owned(),
+        active: alarm.active,
+        message: alarm.message.clone(),
+        at_unix_ms: unix_ms(alarm.at),
     }
 }
 
@@ -565,6 +585,7 @@ impl ConsoleBackend for StationBackend {
         Ok(FleetSnapshot {
             at_unix_ms: unix_ms(SystemTime::now()),
             drones: self.fleet.views().iter().map(|view| drone_state(view, &runs, now)).collect(),
+            alarms: self.alarms.active().iter().map(api_alarm).collect(),
         })
     }
 
