@@ -28,6 +28,9 @@ use crate::hazard::{HazardEvent, HazardEventType, HazardKind, MissionState};
 use crate::station::patrols::PlannerInputs;
 use crate::station::{StartOptions, Station};
 
+/// How long the demo waits after the patrol for the broker to acknowledge the events still in the outbox.
+const OUTBOX_DRAIN: Duration = Duration::from_secs(90);
+
 /// What the demo runs with.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -340,7 +343,12 @@ pub async fn run(options: DemoOptions, on_station: impl FnOnce(&Station)) -> any
 
     let outcome =
         tokio::time::timeout(options.time_limit, fly(&station, &cells, options.drones, options.progress)).await;
-    // Let the last events through the broker.
+    // Let the last events through the broker: the outbox is empty once it has acknowledged all of them (a broker
+    // that was down comes back within the reconnect backoff); then the observer gets a moment to receive them.
+    let deadline = Instant::now() + OUTBOX_DRAIN;
+    while Instant::now() < deadline && station.storage.call(|db| db.outbox_len()).await.is_ok_and(|n| n > 0) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     listener_cancel.cancel();
     let _ = listener.await;
