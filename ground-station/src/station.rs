@@ -215,6 +215,10 @@ impl Station {
             &tasks,
             intake.clone(),
         );
+        let resumed = patrols.resume().await?;
+        if resumed > 0 {
+            tracing::info!(missions = resumed, "Unfinished missions resumed from storage.");
+        }
 
         let auth = AuthService::open(&settings.storage.database, AuthConfig::default())
             .with_context(|| format!("opening the user database {}", settings.storage.database.display()))?;

@@ -364,36 +364,27 @@ impl Database {
     pub fn mission(&self, id: &str) -> Result<Option<MissionRecord>, StorageError> {
         let row = self
             .conn
-            .query_row(
-                "SELECT id, drone_id, state, cells_json, plan_json, started_ms, updated_ms FROM missions WHERE id = ?1",
-                [id],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, Option<i64>>(5)?,
-                        row.get::<_, i64>(6)?,
-                    ))
-                },
-            )
+            .query_row(&format!("SELECT {MISSION_COLUMNS} FROM missions WHERE id = ?1"), [id], mission_row)
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some((id, drone_id, state, cells, plan_json, started, updated)) = row else {
-            return Ok(None);
-        };
-        let decode = |source| StorageError::Decode { what: format!("mission {id}"), source };
-        Ok(Some(MissionRecord {
-            state: serde_json::from_str(&state).map_err(decode)?,
-            cells: serde_json::from_str(&cells).map_err(decode)?,
-            id: id.clone(),
-            drone_id,
-            plan_json,
-            started: started.map(from_ms),
-            updated: from_ms(updated),
-        }))
+        row.map(decode_mission).transpose()
+    }
+
+    /// Every mission, by id.
+    ///
+    /// # Errors
+    /// SQLite errors, or a record that cannot be decoded.
+    pub fn missions(&self) -> Result<Vec<MissionRecord>, StorageError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {MISSION_COLUMNS} FROM missions ORDER BY id"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], mission_row)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        rows.into_iter().map(decode_mission).collect()
     }
 
     /// Records a capture.
@@ -740,6 +731,29 @@ impl StorageHandle {
     }
 }
 
+const MISSION_COLUMNS: &str = "id, drone_id, state, cells_json, plan_json, started_ms, updated_ms";
+
+type MissionRow = (String, String, String, String, String, Option<i64>, i64);
+
+fn mission_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<MissionRow> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+}
+
+fn decode_mission(
+    (id, drone_id, state, cells, plan_json, started, updated): MissionRow,
+) -> Result<MissionRecord, StorageError> {
+    let decode = |source| StorageError::Decode { what: format!("mission {id}"), source };
+    Ok(MissionRecord {
+        state: serde_json::from_str(&state).map_err(decode)?,
+        cells: serde_json::from_str(&cells).map_err(decode)?,
+        id: id.clone(),
+        drone_id,
+        plan_json,
+        started: started.map(from_ms),
+        updated: from_ms(updated),
+    })
+}
+
 /// Evidence images on disk: `dir/<capture id>/frame.jpg` and `crop-<n>.jpg`, pruned by age and total size.
 #[derive(Debug, Clone)]
 pub struct EvidenceStore {
@@ -1033,6 +1047,7 @@ mod tests {
         db.upsert_mission(&mission).unwrap();
         assert_eq!(db.mission("m1").unwrap().unwrap(), mission);
         assert_eq!(db.mission("nope").unwrap(), None);
+        assert_eq!(db.missions().unwrap(), std::slice::from_ref(&mission));
         let detection = DetectionRecord {
             capture_id: "cap1".into(),
             label: "fire".into(),

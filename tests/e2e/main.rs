@@ -8,6 +8,7 @@ mod disk_full;
 mod fleet;
 mod fuzz_smoke;
 mod link_outage;
+mod mission_recovery;
 mod patrol;
 mod secrets;
 mod sim_interop;

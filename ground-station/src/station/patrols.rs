@@ -235,6 +235,8 @@ struct Book {
     next_plan: u64,
     plans: BTreeMap<String, PlannedPatrol>,
     runs: BTreeMap<String, MissionRun>,
+    /// Sorties taken back from storage after a restart: their plan is gone from memory, their record is not.
+    resumed: BTreeMap<String, MissionRecord>,
 }
 
 /// The parts patrols work with.
@@ -271,6 +273,70 @@ impl Patrols {
                 tasks: tasks.clone(),
                 cancel,
             }),
+        }
+    }
+
+    /// Takes back, after a restart, the sorties storage says were uploaded, running or paused: they are listed
+    /// again, frames are tagged with them, and a running one is followed to its landing as if the station had
+    /// never stopped (the drone flies its uploaded mission on its own meanwhile). Plan ids go on after the highest
+    /// stored one. A plan's later sorties that were never uploaded were not stored: plan those cells again.
+    ///
+    /// # Errors
+    /// The stored missions cannot be read.
+    pub async fn resume(&self) -> anyhow::Result<usize> {
+        let records = self.inner.storage.call(|db| db.missions()).await.context("reading the stored missions")?;
+        let mut resumed = Vec::new();
+        {
+            let mut book = self.book();
+            let highest = records.iter().filter_map(|r| plan_number(&r.id)).max().unwrap_or(0);
+            book.next_plan = book.next_plan.max(highest);
+            for record in records {
+                if !matches!(record.state, MissionState::Uploaded | MissionState::Running | MissionState::Paused) {
+                    continue;
+                }
+                let run = match resumed_run(&record) {
+                    Ok(run) => run,
+                    Err(error) => {
+                        tracing::error!(mission = %record.id, error = format!("{error:#}"), "Cannot resume a stored mission; it stays as stored.");
+                        continue;
+                    }
+                };
+                book.resumed.insert(record.id.clone(), record);
+                book.runs.insert(run.mission_id.clone(), run.clone());
+                resumed.push(run);
+            }
+        }
+        for run in &resumed {
+            tracing::info!(mission = %run.mission_id, drone = %run.drone_id, state = ?run.state, "Mission resumed from storage.");
+            if matches!(run.state, MissionState::Running | MissionState::Paused) {
+                self.inner.active.set(&run.drone_id, Some(&run.mission_id));
+                let watcher = self.clone();
+                let (drone_id, mission_id) = (run.drone_id.clone(), run.mission_id.clone());
+                let started = run.started.unwrap_or_else(SystemTime::now);
+                self.inner.tasks.spawn(async move { watcher.follow_resumed(drone_id, mission_id, started).await });
+            }
+        }
+        Ok(resumed.len())
+    }
+
+    /// Waits for a resumed sortie's drone to be heard, then follows it like one started here.
+    async fn follow_resumed(self, drone_id: String, mission_id: String, started: SystemTime) {
+        let Some(drone) = self.inner.fleet.drone(&drone_id).cloned() else {
+            tracing::warn!(mission = %mission_id, drone = %drone_id, "The drone of a resumed mission is no longer configured.");
+            self.finish(&mission_id, MissionState::Aborted, started).await;
+            return;
+        };
+        let Some(bridge) = self.inner.fleet.bridges().get(drone.bridge).cloned() else { return };
+        let heard = tokio::select! {
+            () = self.inner.cancel.cancelled() => return,
+            heard = bridge.wait_for_vehicle(drone.system_id, SORTIE_PATIENCE) => heard,
+        };
+        match heard {
+            Ok(vehicle) => self.watch_sortie(vehicle, mission_id, started, true).await,
+            Err(error) => {
+                tracing::warn!(mission = %mission_id, %error, "The drone of a resumed mission was not heard again.");
+                self.finish(&mission_id, MissionState::Aborted, started).await;
+            }
         }
     }
 
@@ -462,7 +528,7 @@ impl Patrols {
         tracing::info!(mission = %mission_id, drone = %drone_id, "Mission started.");
         let watcher = self.clone();
         let mission = mission_id.clone();
-        self.inner.tasks.spawn(async move { watcher.watch_sortie(vehicle, mission, started).await });
+        self.inner.tasks.spawn(async move { watcher.watch_sortie(vehicle, mission, started, false).await });
         Ok(())
     }
 
@@ -539,13 +605,17 @@ impl Patrols {
         })
     }
 
-    /// Follows a started sortie until the drone lands and disarms (or the link is given up on).
-    async fn watch_sortie(self, vehicle: VehicleHandle, mission_id: String, started: SystemTime) {
+    /// Follows a started sortie until the drone lands and disarms (or the link is given up on). `airborne`: the
+    /// drone is known to have taken off already (a sortie resumed after a restart), so the first disarmed state
+    /// ends it.
+    async fn watch_sortie(self, vehicle: VehicleHandle, mission_id: String, started: SystemTime, airborne: bool) {
+        // Only changes count: a vehicle handle starts from a blank state (disarmed) until its first HEARTBEAT
+        // is applied, which a resumed sortie must not take for a landing.
         let mut state = vehicle.watch();
         let total = self.book().runs.get(&mission_id).map_or(0, |r| r.total_items);
         // ArduPilot numbers the uploaded items from 1 (0 is home); PX4 from 0.
         let offset = u32::from(vehicle.state().autopilot == firmware_bridge::mode::AutopilotKind::ArduPilot);
-        let mut airborne = false;
+        let mut airborne = airborne;
         let mut furthest = 0;
         let deadline = tokio::time::Instant::now() + SORTIE_PATIENCE;
         loop {
@@ -576,9 +646,13 @@ impl Patrols {
     }
 
     async fn finish(&self, mission_id: &str, state: MissionState, started: SystemTime) {
+        // Untagged first: once the sortie is reported over, no frame is tagged with it.
+        let drone_id = self.book().runs.get(mission_id).map(|run| run.drone_id.clone());
+        if let Some(drone_id) = drone_id {
+            self.inner.active.set(&drone_id, None);
+        }
         let run = self.set_state(mission_id, state, Some(started)).await;
         let Some(run) = run else { return };
-        self.inner.active.set(&run.drone_id, None);
         tracing::info!(mission = %mission_id, state = ?state, "Sortie over.");
         if state == MissionState::Completed {
             match self.inner.hazards.mission_finished(started, run.cells.clone()).await {
@@ -620,6 +694,16 @@ impl Patrols {
         };
         if let Ok((sortie, plan_id)) = self.sortie(mission_id) {
             self.store_mission(&sortie, &plan_id, state, run.started).await;
+        } else {
+            let resumed = self.book().resumed.get(mission_id).cloned();
+            if let Some(mut record) = resumed {
+                record.state = state;
+                record.started = run.started;
+                record.updated = SystemTime::now();
+                if let Err(error) = self.inner.storage.call(move |db| db.upsert_mission(&record)).await {
+                    tracing::error!(mission = %mission_id, %error, "Cannot store the mission.");
+                }
+            }
         }
         self.publish(&run).await;
         Some(run)
@@ -665,6 +749,38 @@ impl Patrols {
             tracing::error!(mission = %sortie.mission_id, %error, "Cannot store the mission.");
         }
     }
+}
+
+/// `p<n>-...` -> n.
+fn plan_number(mission_id: &str) -> Option<u64> {
+    mission_id.strip_prefix('p')?.split('-').next()?.parse().ok()
+}
+
+/// A stored sortie as a run: its route and item count from the stored `.plan`, its progress unknown until the
+/// drone reports it.
+fn resumed_run(record: &MissionRecord) -> anyhow::Result<MissionRun> {
+    let mission = mission_planner::files::qgc_plan::parse(&record.plan_json).context("reading its stored plan")?;
+    let plan: serde_json::Value = serde_json::from_str(&record.plan_json).context("reading its stored plan")?;
+    let plan_id = plan.get("patrolPlanId").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+    let home = mission.home.map(|h| h.point);
+    let items = mission.mission_items();
+    // Navigation commands (MAV_CMD ids below 100) carry the positions flown through.
+    let waypoints = items
+        .iter()
+        .filter(|i| i.command < 100 && (i.x, i.y) != (0, 0))
+        .map(|i| GeoPoint::new(f64::from(i.x) / 1e7, f64::from(i.y) / 1e7));
+    let route = home.into_iter().chain(waypoints).chain(home).collect();
+    Ok(MissionRun {
+        mission_id: record.id.clone(),
+        drone_id: record.drone_id.clone(),
+        plan_id,
+        route,
+        cells: record.cells.clone(),
+        total_items: u32::try_from(items.len()).unwrap_or(u32::MAX),
+        current_item: 0,
+        state: record.state,
+        started: record.started,
+    })
 }
 
 /// The sortie as a QGroundControl `.plan` (what an operator can open in QGC), tagged with its plan id.
@@ -761,5 +877,43 @@ mod tests {
         // A fourth drone at A does not exist: the plan cannot be flown as planned.
         let error = assign_drones(&[sortie(1, "A"), sortie(2, "A"), sortie(3, "A")], &points, &homes).unwrap_err();
         assert!(matches!(error, PatrolError::NoDroneAtLaunch { planned: 3, .. }), "{error}");
+    }
+
+    #[test]
+    fn a_stored_sortie_becomes_a_run_with_its_plan_route_and_items() {
+        use mission_planner::mission::{Home, MissionStep};
+        use mission_planner::mission_item::MissionFrame;
+        let home = GeoPoint::new(22.540, 113.880);
+        let waypoint = |lat: f64| MissionStep::Waypoint {
+            point: GeoPoint::new(lat, 113.881),
+            alt_m: 40.0,
+            frame: MissionFrame::GlobalRelativeAlt,
+            hold_s: 0.0,
+            yaw_deg: None,
+        };
+        let mission = Mission {
+            home: Some(Home { point: home, alt_amsl_m: 10.0 }),
+            steps: vec![waypoint(22.541), waypoint(22.542), MissionStep::ReturnToLaunch],
+            ..Mission::default()
+        };
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let record = MissionRecord {
+            id: "p7-d1-2".into(),
+            drone_id: "d1".into(),
+            state: MissionState::Running,
+            cells: vec!["A1".into()],
+            plan_json: plan_json("p7", &mission, None),
+            started: Some(t),
+            updated: t,
+        };
+        let run = resumed_run(&record).unwrap();
+        assert_eq!((run.plan_id.as_str(), run.drone_id.as_str(), run.state), ("p7", "d1", MissionState::Running));
+        assert_eq!((run.total_items, run.current_item, run.started), (3, 0, Some(t)));
+        let lats: Vec<f64> = run.route.iter().map(|p| (p.lat_deg * 1e3).round() / 1e3).collect();
+        assert_eq!(lats, [22.540, 22.541, 22.542, 22.540], "home, the waypoints, home");
+        assert_eq!(plan_number(&record.id), Some(7));
+        assert_eq!(plan_number("mission-1"), None);
+        let broken = MissionRecord { plan_json: "{".into(), ..record };
+        assert!(resumed_run(&broken).is_err());
     }
 }
