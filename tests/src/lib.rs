@@ -267,6 +267,15 @@ pub fn patrol_binary() -> PathBuf {
 /// # Panics
 /// When the connection fails or the answer is not HTTP.
 pub fn http_request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    let (status, _, body) = http_exchange(addr, head, body);
+    (status, body)
+}
+
+/// [`http_request`], also returning the response's header block (status line and headers).
+///
+/// # Panics
+/// When the connection fails or the answer is not HTTP.
+pub fn http_exchange(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).expect("timeout");
@@ -277,6 +286,6 @@ pub fn http_request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16
     stream.read_to_end(&mut answer).expect("read");
     let text = String::from_utf8_lossy(&answer).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {text}"));
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    let (headers, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+    (status, headers.to_owned(), body.to_owned())
 }
