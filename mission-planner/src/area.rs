@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use geo::coordinate_position::{CoordPos, CoordinatePosition};
 use geo::orient::Direction;
 use geo::{Coord, LineString, MultiPolygon, Orient, Polygon, Validation};
 use serde_json::{Map, Value};
@@ -396,7 +397,20 @@ fn build_area(raw: &[Vec<Vec<(f64, f64)>>]) -> Result<MultiPolygon<f64>, String>
         let Some(exterior) = iter.next() else {
             return Err(format!("polygon {pi} has no rings"));
         };
-        polygons.push(Polygon::new(exterior, iter.collect()));
+        let holes: Vec<LineString<f64>> = iter.collect();
+        // Holes outside their outer ring are reported here, by a plain point-in-polygon test: geo's validation
+        // (below) runs its topology graph over them and, for some such slivers, trips its own consistency check
+        // (a panic in debug builds; found by fuzzing area_kml).
+        let shell = Polygon::new(exterior.clone(), Vec::new());
+        for (hi, hole) in holes.iter().enumerate() {
+            if hole.coords().any(|c| shell.coordinate_position(c) == CoordPos::Outside) {
+                return Err(format!(
+                    "polygon {pi} ring {}: a hole (interior ring) must lie inside the exterior ring",
+                    hi + 1
+                ));
+            }
+        }
+        polygons.push(Polygon::new(exterior, holes));
     }
     if polygons.is_empty() {
         return Err("the geometry has no polygons".into());
