@@ -804,17 +804,13 @@ impl EvidenceStore {
             return Err(StorageError::InvalidId(capture_id.to_owned()));
         }
         let folder = self.dir.join(capture_id);
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| StorageError::Evidence { path, source }
-        };
-        std::fs::create_dir_all(&folder).map_err(io(&folder))?;
+        std::fs::create_dir_all(&folder).map_err(evidence_error(&folder))?;
         let frame = folder.join("frame.jpg");
-        write_atomically(&frame, frame_jpeg).map_err(io(&frame))?;
+        write_atomically(&frame, frame_jpeg).map_err(evidence_error(&frame))?;
         let mut crops = Vec::with_capacity(crops_jpeg.len());
         for (i, crop) in crops_jpeg.iter().enumerate() {
             let path = folder.join(format!("crop-{i}.jpg"));
-            write_atomically(&path, crop).map_err(io(&path))?;
+            write_atomically(&path, crop).map_err(evidence_error(&path))?;
             crops.push(path);
         }
         Ok(SavedEvidence { frame, crops })
@@ -826,14 +822,10 @@ impl EvidenceStore {
     /// # Errors
     /// The I/O error of creating the folder or writing and removing a small probe file (disk full included).
     pub fn check_writable(&self) -> Result<(), StorageError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| StorageError::Evidence { path, source }
-        };
-        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        std::fs::create_dir_all(&self.dir).map_err(evidence_error(&self.dir))?;
         let probe = self.dir.join(".write-check");
-        write_atomically(&probe, &[0; 4096]).map_err(io(&probe))?;
-        std::fs::remove_file(&probe).map_err(io(&probe))
+        write_atomically(&probe, &[0; 4096]).map_err(evidence_error(&probe))?;
+        std::fs::remove_file(&probe).map_err(evidence_error(&probe))
     }
 
     /// The folder.
@@ -847,10 +839,6 @@ impl EvidenceStore {
     /// # Errors
     /// I/O errors listing or deleting.
     pub fn prune(&self, now: SystemTime) -> Result<PruneReport, StorageError> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| StorageError::Evidence { path, source }
-        };
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(PruneReport::default()),
@@ -858,14 +846,14 @@ impl EvidenceStore {
         };
         let mut folders = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(io(&self.dir))?;
+            let entry = entry.map_err(evidence_error(&self.dir))?;
             let path = entry.path();
-            let meta = entry.metadata().map_err(io(&path))?;
+            let meta = entry.metadata().map_err(evidence_error(&path))?;
             if !meta.is_dir() {
                 continue;
             }
-            let modified = meta.modified().map_err(io(&path))?;
-            let bytes = folder_bytes(&path).map_err(io(&path))?;
+            let modified = meta.modified().map_err(evidence_error(&path))?;
+            let bytes = folder_bytes(&path).map_err(evidence_error(&path))?;
             folders.push((modified, path, bytes));
         }
         folders.sort();
@@ -877,13 +865,19 @@ impl EvidenceStore {
             if !(expired || over) {
                 continue;
             }
-            std::fs::remove_dir_all(&path).map_err(io(&path))?;
+            std::fs::remove_dir_all(&path).map_err(evidence_error(&path))?;
             total = total.saturating_sub(bytes);
             report.captures_removed += 1;
             report.bytes_freed += bytes;
         }
         Ok(report)
     }
+}
+
+/// Maps an I/O error on `path` in the evidence folder to [`StorageError::Evidence`].
+fn evidence_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError {
+    let path = path.to_owned();
+    move |source| StorageError::Evidence { path, source }
 }
 
 fn folder_bytes(path: &Path) -> std::io::Result<u64> {

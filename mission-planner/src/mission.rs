@@ -419,6 +419,15 @@ impl Mission {
         self.steps.iter().map(MissionStep::to_item).collect()
     }
 
+    /// The path flown, for drawing: home (when known), the position of every navigation item (MAV_CMD ids below
+    /// 95 that carry a position), home again.
+    pub fn route(&self) -> Vec<GeoPoint> {
+        let home = self.home.map(|h| h.point);
+        let items = self.mission_items();
+        let waypoints = items.iter().filter(|item| item.command < 95).filter_map(opt_point);
+        home.into_iter().chain(waypoints).chain(home).collect()
+    }
+
     /// The MISSION list with the home position as item 0, as ArduPilot numbers it (QGC WPL and ArduPilot
     /// uploads put home at sequence 0).
     pub fn mission_items_with_home(&self) -> Vec<MissionItem> {

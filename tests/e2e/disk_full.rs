@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{Mosquitto, free_port, patrol_binary, subscribe, wait_subscribed};
+use e2e::{Mosquitto, files_under, free_port, patrol_binary, subscribe, wait_subscribed};
 use ground_station::hazard::{HazardEvent, HazardEventType, StationAlarm};
 use tokio::sync::mpsc::Receiver;
 
@@ -68,17 +68,8 @@ async fn news_at(hazards: &mut Inbox, spot: u32) -> Vec<HazardEvent> {
 }
 
 /// Every file under `dir` with its bytes.
-fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.insert(path.clone(), std::fs::read(&path).unwrap());
-        }
-    }
-    files
+fn contents_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    files_under(dir).into_iter().map(|path| (path.clone(), std::fs::read(path).unwrap())).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +105,7 @@ async fn a_full_evidence_disk_raises_an_alarm_detection_goes_on_and_the_alarm_cl
     for event in news_at(&mut hazards, 0).await {
         assert!(event.after.image_url.is_some(), "no picture with space left: {event:?}");
     }
-    let stored_before = files_under(&mounted);
+    let stored_before = contents_under(&mounted);
     assert!(stored_before.keys().any(|p| p.ends_with("frame.jpg")), "no frame stored: {stored_before:?}");
 
     // The disk fills up (another writer took the space).
@@ -137,7 +128,7 @@ async fn a_full_evidence_disk_raises_an_alarm_detection_goes_on_and_the_alarm_cl
     for event in news_at(&mut hazards, 1).await {
         assert!(event.after.image_url.is_none(), "a picture URL for a picture that was not saved: {event:?}");
     }
-    let mut stored_after = files_under(&mounted);
+    let mut stored_after = contents_under(&mounted);
     stored_after.remove(&filler);
     assert_eq!(stored_after, stored_before, "the disk-full writes changed or left files in the evidence folder");
 

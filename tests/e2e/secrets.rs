@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use e2e::{Mosquitto, free_port, http_request, patrol_binary};
+use e2e::{Mosquitto, files_under, free_port, http_request, patrol_binary};
 use firmware_bridge::signing::SigningKey;
 use firmware_bridge::sim::{PersonalityMix, SimConfig, SimFleet, SimLink};
 use mission_planner::geo::GeoPoint;
@@ -92,20 +92,6 @@ fn secrets_in(path: &Path) -> Vec<String> {
         }
     }
     found
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// An MQTT session with the station's credentials (the broker refuses anonymous clients) that forwards every

@@ -262,6 +262,23 @@ pub fn patrol_binary() -> PathBuf {
         .clone()
 }
 
+/// Every file under `dir`, recursively.
+///
+/// # Panics
+/// When a folder cannot be listed.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("list a folder") {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// One HTTP/1.1 request over a plain TCP connection; returns the status code and the body.
 ///
 /// # Panics

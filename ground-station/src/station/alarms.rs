@@ -39,12 +39,20 @@ impl Alarms {
 
     /// Raises `kind` (logged as an error, published, shown) unless it is raised already.
     pub async fn raise(&self, kind: AlarmKind, message: impl Into<String>) {
-        self.change(kind, true, message.into(), false).await;
+        if !self.is_active(kind) {
+            self.change(kind, true, message.into(), false).await;
+        }
     }
 
-    /// Clears `kind` if it is raised.
+    /// Clears `kind` if it is raised. Cheap when it is not (it is called after every evidence save).
     pub async fn clear(&self, kind: AlarmKind, message: impl Into<String>) {
-        self.change(kind, false, message.into(), false).await;
+        if self.is_active(kind) {
+            self.change(kind, false, message.into(), false).await;
+        }
+    }
+
+    fn is_active(&self, kind: AlarmKind) -> bool {
+        self.inner.state.borrow().get(&kind).is_some_and(|alarm| alarm.active)
     }
 
     /// Publishes the state of `kind` as found now, whatever was published before (at start).

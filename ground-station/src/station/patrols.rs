@@ -762,21 +762,13 @@ fn resumed_run(record: &MissionRecord) -> anyhow::Result<MissionRun> {
     let mission = mission_planner::files::qgc_plan::parse(&record.plan_json).context("reading its stored plan")?;
     let plan: serde_json::Value = serde_json::from_str(&record.plan_json).context("reading its stored plan")?;
     let plan_id = plan.get("patrolPlanId").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
-    let home = mission.home.map(|h| h.point);
-    let items = mission.mission_items();
-    // Navigation commands (MAV_CMD ids below 100) carry the positions flown through.
-    let waypoints = items
-        .iter()
-        .filter(|i| i.command < 100 && (i.x, i.y) != (0, 0))
-        .map(|i| GeoPoint::new(f64::from(i.x) / 1e7, f64::from(i.y) / 1e7));
-    let route = home.into_iter().chain(waypoints).chain(home).collect();
     Ok(MissionRun {
         mission_id: record.id.clone(),
         drone_id: record.drone_id.clone(),
         plan_id,
-        route,
+        route: mission.route(),
         cells: record.cells.clone(),
-        total_items: u32::try_from(items.len()).unwrap_or(u32::MAX),
+        total_items: u32::try_from(mission.mission_items().len()).unwrap_or(u32::MAX),
         current_item: 0,
         state: record.state,
         started: record.started,

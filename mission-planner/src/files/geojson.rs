@@ -101,15 +101,7 @@ pub fn plan_to_geojson(request: &PatrolRequest, plan: &PatrolPlan, with_footprin
 /// One mission as GeoJSON: its route from home and back, its fence zones and rally points.
 pub fn mission_to_geojson(mission: &Mission) -> Value {
     let mut features = Vec::new();
-    let mut route: Vec<Value> = mission.home.iter().map(|h| position(h.point)).collect();
-    for item in mission.mission_items() {
-        if (item.x != 0 || item.y != 0) && item.command < 95 {
-            route.push(position(GeoPoint::from_e7(item.x, item.y)));
-        }
-    }
-    if let Some(h) = mission.home {
-        route.push(position(h.point));
-    }
+    let route: Vec<Value> = mission.route().into_iter().map(position).collect();
     features.push(feature(json!({ "type": "LineString", "coordinates": route }), json!({ "kind": "route" })));
     for zone in &mission.fence {
         let geometry = match &zone.shape {
