@@ -28,11 +28,14 @@ fn free_port() -> u16 {
 }
 
 /// A private Mosquitto with persistence, so a subscriber's session (and its queued QoS 1 messages) survives a
-/// broker restart.
+/// broker restart. Its config says `user root`: started as root, Mosquitto would switch to the `mosquitto` user,
+/// which cannot write the test's folder, save no persistence file and forget every session on restart (the
+/// option only applies when started as root).
 struct Mosquitto {
     child: Option<Child>,
     port: u16,
     conf: PathBuf,
+    data: PathBuf,
 }
 
 impl Mosquitto {
@@ -48,12 +51,12 @@ impl Mosquitto {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
-                 log_dest none\n",
+                 log_dest none\nuser root\n",
                 data.display()
             ),
         )
         .unwrap();
-        let mut broker = Self { child: None, port, conf };
+        let mut broker = Self { child: None, port, conf, data };
         broker.spawn();
         broker
     }
@@ -81,6 +84,8 @@ impl Mosquitto {
             let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
             assert!(status.success());
             child.wait().unwrap();
+            let saved = self.data.join("mosquitto.db");
+            assert!(saved.exists(), "mosquitto saved no {}: a restart would forget the sessions", saved.display());
         }
     }
 }

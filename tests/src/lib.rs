@@ -48,13 +48,17 @@ pub fn free_port() -> u16 {
 }
 
 /// A private Mosquitto on a free port, with persistence (a subscriber's session survives a restart). Stopped
-/// (killed) when dropped.
+/// (killed) when dropped. Its config says `user root`: started as root, Mosquitto would switch to the `mosquitto`
+/// user, which cannot write the test's folder, save no persistence file and forget every session on restart (the
+/// option only applies when started as root).
 #[derive(Debug)]
 pub struct Mosquitto {
     child: Option<std::process::Child>,
     /// Its port.
     pub port: u16,
     conf: PathBuf,
+    /// Its persistence folder.
+    data: PathBuf,
 }
 
 impl Mosquitto {
@@ -94,12 +98,12 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\n{access}persistence true\npersistence_location {}/\nlog_dest none\n",
+                "listener {port} 127.0.0.1\n{access}persistence true\npersistence_location {}/\nlog_dest none\nuser root\n",
                 data.display()
             ),
         )
         .expect("write mosquitto.conf");
-        let mut broker = Self { child: None, port, conf };
+        let mut broker = Self { child: None, port, conf, data };
         broker.spawn();
         broker
     }
@@ -128,13 +132,15 @@ impl Mosquitto {
     /// SIGTERM (Mosquitto saves its persistence file) and waits for the exit.
     ///
     /// # Panics
-    /// When `kill` fails.
+    /// When `kill` fails, or the broker saved no persistence file (a restart would forget the sessions).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let status =
                 std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
             assert!(status.success());
             let _ = child.wait();
+            let saved = self.data.join("mosquitto.db");
+            assert!(saved.exists(), "mosquitto saved no {}: a restart would forget the sessions", saved.display());
         }
     }
 }
