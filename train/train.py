@@ -485,6 +485,45 @@ def choose_thresholds(dets, gts, classes: list[int]) -> tuple[float, dict[int, f
     return best, pcs
 
 
+def eval_sets(shared: Path, size: int, data_dir: Path, workers: int, synth_val: int, synth_test: int,
+              limit: int = 0) -> dict:
+    """The validation sets (synthetic val + real `valid`, used only to choose the thresholds) and the test sets
+    (real video-free test, synthetic test)."""
+    vf = [s.strip() for s in (shared / "fire-smoke-cctv" / "test_video_free.txt").read_text().split() if s.strip()]
+    return {"synth_val": synth_split(shared, "val", synth_val, 2_000_000, size, data_dir, workers),
+            "real_valid": real_split(shared, "valid", size, data_dir, limit=limit),
+            "synth_test": synth_split(shared, "test", synth_test, 3_000_000, size, data_dir, workers),
+            "real_test_video_free": real_split(shared, "test", size, data_dir, only=vf)}
+
+
+def threshold_and_test_metrics(net: Detector, sets: dict, points: torch.Tensor) -> dict:
+    """Global (max micro-F1) and per-class (best F1) thresholds chosen on validation, then mAP@0.5 and per-class
+    precision/recall on the real video-free test and the synthetic test; logs them. Returns the metrics.json fields
+    threshold, per_class_threshold, real_test_video_free, synthetic_test, torch_ms_per_image_eval_batch16."""
+    val_dets = predict(net, sets["synth_val"][0], points) + predict(net, sets["real_valid"][0], points)
+    val_gts = list(sets["synth_val"][1]) + list(sets["real_valid"][1])
+    thr, pcs = choose_thresholds(val_dets, val_gts, list(range(NUM_CLASSES)))
+    log(f"threshold chosen on validation (max micro-F1): {thr}; per-class best-F1: "
+        + ", ".join(f"{CLASS_NAMES[c]} {t}" for c, t in pcs.items()))
+    real_te, syn_te = sets["real_test_video_free"], sets["synth_test"]
+    t_eval = time.time()
+    real_dets = predict(net, real_te[0], points)
+    syn_dets = predict(net, syn_te[0], points)
+    ms_img = (time.time() - t_eval) / (len(real_te[0]) + len(syn_te[0])) * 1000
+    res_real = evaluate(real_dets, real_te[1], [0, 1], thr, pcs)
+    res_syn = evaluate(syn_dets, syn_te[1], list(range(NUM_CLASSES)), thr, pcs)
+    for title, r in (("REAL video-free test (fire-smoke-cctv)", res_real), ("SYNTHETIC aerial test", res_syn)):
+        log(f"== {title}: {r['images']} images, mAP@0.5 {r['map50']}, at threshold {thr}: precision "
+            f"{r['precision']} recall {r['recall']}; negatives with a detection {r['negative_images_with_detection']}"
+            f"/{r['negative_images']}")
+        for cname, e in r["per_class"].items():
+            log(f"   {cname:14s} AP50 {e['ap50']:.4f}  P {e['precision']:.4f}  R {e['recall']:.4f}  "
+                f"(gt {e['gt']}, tp {e['tp']}, fp {e['fp']})")
+    return {"threshold": thr, "per_class_threshold": {CLASS_NAMES[c]: t for c, t in pcs.items()},
+            "real_test_video_free": res_real, "synthetic_test": res_syn,
+            "torch_ms_per_image_eval_batch16": round(ms_img, 1)}
+
+
 # ============================================================================================ EMA
 class EMA:
     def __init__(self, model: torch.nn.Module, decay: float = 0.995, tau: float = 200.0):
@@ -514,7 +553,8 @@ def set_static_output_dims(m, size: int) -> None:
     dims[2].dim_value = n
 
 
-def export_onnx(model: Detector, path: Path, size: int, metrics_summary: str, sample: np.ndarray) -> dict:
+def export_onnx(model: Detector, path: Path, size: int, metrics_summary: str, sample: np.ndarray,
+                version: str = VERSION) -> dict:
     import onnx
     import onnxruntime as ort
 
@@ -530,7 +570,7 @@ def export_onnx(model: Detector, path: Path, size: int, metrics_summary: str, sa
     props = {
         "names": names,
         "imgsz": f"[{size}, {size}]",
-        "version": VERSION,
+        "version": version,
         "description": "patrol hazard detector: EfficientNet-Lite0 + anchor-free head; output0 [B, 4+5, N] = "
                        "cx, cy, w, h (input pixels), 5 class scores (no objectness). " + metrics_summary,
         "license": "MIT OR Apache-2.0 (weights); training data CC BY 4.0 (fire-wrpgm dataset v8, Roboflow user "
@@ -629,15 +669,11 @@ def main() -> None:
     # ---- data
     workers = a.synth_workers
     syn_tr = synth_split(a.shared, "train", a.synth_train, 1_000_000, S, a.data, workers, a.synth_negatives)
-    syn_va = synth_split(a.shared, "val", a.synth_val, 2_000_000, S, a.data, workers)
-    syn_te = synth_split(a.shared, "test", a.synth_test, 3_000_000, S, a.data, workers)
     real_tr = real_split(a.shared, "train", S, a.data, limit=lim)
-    real_va = real_split(a.shared, "valid", S, a.data, limit=lim)
-    vf = [s.strip() for s in (a.shared / "fire-smoke-cctv" / "test_video_free.txt").read_text().split() if s.strip()]
-    real_te = real_split(a.shared, "test", S, a.data, only=vf)
-    log(f"data: synth train {len(syn_tr[0])} val {len(syn_va[0])} test {len(syn_te[0])}; real train "
-        f"{len(real_tr[0])} valid {len(real_va[0])} test(video-free) {len(real_te[0])}; "
-        f"prep {time.time() - t_start:.0f}s")
+    ev = eval_sets(a.shared, S, a.data, workers, a.synth_val, a.synth_test, limit=lim)
+    log(f"data: synth train {len(syn_tr[0])} val {len(ev['synth_val'][0])} test {len(ev['synth_test'][0])}; real "
+        f"train {len(real_tr[0])} valid {len(ev['real_valid'][0])} test(video-free) "
+        f"{len(ev['real_test_video_free'][0])}; prep {time.time() - t_start:.0f}s")
     train = TrainSet([(syn_tr[0], syn_tr[1], "synth"), (real_tr[0], real_tr[1], "real")], a.seed)
 
     # ---- model
@@ -753,28 +789,12 @@ def main() -> None:
 
     # ---- evaluation with the EMA weights
     net = ema.ema.eval()
-    val_dets = predict(net, syn_va[0], points) + predict(net, real_va[0], points)
-    val_gts = list(syn_va[1]) + list(real_va[1])
-    thr, pcs = choose_thresholds(val_dets, val_gts, list(range(NUM_CLASSES)))
-    log(f"threshold chosen on validation (max micro-F1): {thr}; per-class best-F1: "
-        + ", ".join(f"{CLASS_NAMES[c]} {t}" for c, t in pcs.items()))
-    t_eval = time.time()
-    real_dets = predict(net, real_te[0], points)
-    syn_dets = predict(net, syn_te[0], points)
-    ms_img = (time.time() - t_eval) / (len(real_te[0]) + len(syn_te[0])) * 1000
-    res_real = evaluate(real_dets, real_te[1], [0, 1], thr, pcs)
-    res_syn = evaluate(syn_dets, syn_te[1], list(range(NUM_CLASSES)), thr, pcs)
-    for title, r in (("REAL video-free test (fire-smoke-cctv)", res_real), ("SYNTHETIC aerial test", res_syn)):
-        log(f"== {title}: {r['images']} images, mAP@0.5 {r['map50']}, at threshold {thr}: precision "
-            f"{r['precision']} recall {r['recall']}; negatives with a detection {r['negative_images_with_detection']}"
-            f"/{r['negative_images']}")
-        for cname, e in r["per_class"].items():
-            log(f"   {cname:14s} AP50 {e['ap50']:.4f}  P {e['precision']:.4f}  R {e['recall']:.4f}  "
-                f"(gt {e['gt']}, tp {e['tp']}, fp {e['fp']})")
+    scores = threshold_and_test_metrics(net, ev, points)
 
     # ---- export
-    summary = f"mAP50 real video-free test {res_real['map50']}, synthetic aerial test {res_syn['map50']}"
-    onnx_info = export_onnx(net, a.model_out, S, summary, real_te[0])
+    summary = (f"mAP50 real video-free test {scores['real_test_video_free']['map50']}, synthetic aerial test "
+               f"{scores['synthetic_test']['map50']}")
+    onnx_info = export_onnx(net, a.model_out, S, summary, ev["real_test_video_free"][0])
     log(f"exported {onnx_info['path']} ({onnx_info['bytes'] / 1e6:.2f} MB), onnxruntime vs torch max abs diff "
         f"{onnx_info['max_abs_diff_vs_torch']:.2e} (scores {onnx_info['max_abs_diff_scores']:.2e}), "
         f"{onnx_info['ort_ms_per_image_b1_2threads']} ms/image")
@@ -782,15 +802,13 @@ def main() -> None:
         "model": a.model_out.name, "version": VERSION, "input_size": [S, S], "train_crop": TS, "classes": CLASS_NAMES,
         "run": a.name, "smoke_run": a.smoke, "epochs": epoch, "iterations": it, "batch": a.batch,
         "train_minutes": round(train_min, 1), "train_images_per_epoch": len(train),
-        "data": {"synth_train": len(syn_tr[0]), "synth_val": len(syn_va[0]), "synth_test": len(syn_te[0]),
-                 "real_train": len(real_tr[0]), "real_valid": len(real_va[0]), "real_test_video_free": len(real_te[0])},
+        "data": {"synth_train": len(syn_tr[0]), "real_train": len(real_tr[0]),
+                 **{name: len(images) for name, (images, _, _) in ev.items()}},
         "machine": (f"{platform.machine()} CPU, torch threads {a.threads}, {os.cpu_count()} logical cores (shared)"
                     if on_cpu else f"{torch.cuda.get_device_name(device)}, {os.cpu_count()} logical cores, "
                     f"{a.loader_workers} loader workers, bf16 autocast"),
         "synth_negatives": a.synth_negatives, "train_all": a.train_all,
-        "threshold": thr, "per_class_threshold": {CLASS_NAMES[c]: t for c, t in pcs.items()},
-        "real_test_video_free": res_real, "synthetic_test": res_syn,
-        "torch_ms_per_image_eval_batch16": round(ms_img, 1), "onnx": onnx_info,
+        **scores, "onnx": onnx_info,
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     js = json.dumps(metrics, indent=2, default=float)
