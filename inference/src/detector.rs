@@ -14,7 +14,7 @@ use crate::postprocess::{BoxPx, OutputLayout};
 use crate::tiling::TileConfig;
 
 /// The shipped model's operating threshold (max micro-F1 on validation, `models/patrol-hazard.metrics.json`).
-const SHIPPED_MODEL_THRESHOLD: f32 = 0.55;
+const SHIPPED_MODEL_THRESHOLD: f32 = 0.525;
 
 /// Identity of the model that produced a detection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +62,7 @@ pub struct DetectorConfig {
     pub names_path: Option<PathBuf>,
     /// Label → hazard map; labels not in it are ignored.
     pub hazard_map: HazardMap,
-    /// Minimum score for a detection, unless `class_thresholds` names the label. The default, 0.55, is the
+    /// Minimum score for a detection, unless `class_thresholds` names the label. The default, 0.525, is the
     /// operating threshold of the shipped `models/patrol-hazard.onnx` (best micro-F1 on validation, from
     /// `models/patrol-hazard.metrics.json` and `train/MODEL_CARD.md`); the model's ONNX metadata carries no
     /// threshold. Lower it (e.g. 0.25) for other models such as Ultralytics exports.

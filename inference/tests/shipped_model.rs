@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use inference::{BoxPx, Detector, DetectorConfig, ImageInput, OnnxDetector};
 use serde::Deserialize;
 
-/// The model card's operating threshold (the default `score_threshold`) is 0.55 (best F1 on validation); the
+/// The model card's operating threshold (the default `score_threshold`) is 0.525 (best F1 on validation); the
 /// Rust pre-processing resizes a little differently from PIL, so expected boxes are matched from a slightly lower
 /// score.
 const MATCH_SCORE: f32 = 0.45;

@@ -152,7 +152,8 @@ async fn a_sortie_flying_when_the_daemon_is_killed_is_resumed_after_the_restart_
     .unwrap();
     let inputs =
         PlannerInputs::load(settings.planner.as_ref().unwrap(), settings.district.cells.as_ref().unwrap()).unwrap();
-    let cell = inputs.cells.iter().find(|c| c.demo).unwrap().id.clone();
+    // XX-0102: the demo world plants fire-2, gas-2 and shed-2 there (XX-0101 is its empty quadrant).
+    let cell = inputs.cells.iter().find(|c| c.demo && c.id == "XX-0102").unwrap().id.clone();
     let dry = patrol::plan_patrol(&inputs.request(std::slice::from_ref(&cell), 1, None).unwrap()).unwrap();
     let home = inputs.launch_points.iter().find(|l| l.id == dry.sorties[0].launch_id).unwrap().point;
     let world_dir = data.join("demo-world");

@@ -104,8 +104,11 @@ async fn a_simulated_patrol_publishes_one_new_event_per_planted_hazard() {
         "gas alarms away from the leaks: {:?}",
         summary.false_alarms.iter().filter(|f| f.label == "CH4").collect::<Vec<_>>()
     );
-    // False alarms of the image model are measured and reported (the shipped model's precision on this painted
-    // town is the limit here; see train/MODEL_CARD.md), each with exactly one `new`.
+    // The demo world's south-west quadrant holds no hazard: no event for it (issue 5). Elsewhere a false alarm of
+    // the image model is measured and reported (train/MODEL_CARD.md), each with exactly one `new`.
+    let in_empty: Vec<_> = summary.false_alarms.iter().filter(|f| f.in_empty_area).collect();
+    assert!(in_empty.is_empty(), "hazard events in the empty cells: {in_empty:?}");
+    println!("false alarms outside the empty cells: {:?}", summary.false_alarms);
     let matched: BTreeSet<&str> = summary.planted.iter().filter_map(|p| p.hazard_id.as_deref()).collect();
     assert_eq!(news.len(), matched.len() + summary.false_alarms.len(), "one `new` per published hazard");
 }

@@ -56,7 +56,7 @@ pub struct DetectArgs {
     /// ONNX Runtime threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Minimum score for a detection (default: the shipped model's operating point, 0.55; see
+    /// Minimum score for a detection (default: the shipped model's operating point, 0.525; see
     /// train/MODEL_CARD.md).
     #[arg(long, default_value_t = inference::DetectorConfig::default().score_threshold)]
     pub conf: f32,
