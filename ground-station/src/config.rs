@@ -1410,9 +1410,9 @@ mod tests {
         assert_eq!(settings.storage.database, PathBuf::from("patrol-data/patrol.sqlite"));
         assert_eq!(settings.storage.retention, Duration::from_secs(30 * 86_400));
         // The alert thresholds calibrated for two-photo confirmation (train/calibrate_alerts.py).
-        assert_eq!(settings.inference.classify("smoke"), Some((HazardKind::Fire, 0.66)));
+        assert_eq!(settings.inference.classify("smoke"), Some((HazardKind::Fire, 0.65)));
         assert_eq!(settings.inference.classify("fire"), Some((HazardKind::Fire, 0.62)));
-        assert_eq!(settings.inference.classify("gas_cylinder"), Some((HazardKind::Gas, 0.50)));
+        assert_eq!(settings.inference.classify("gas_cylinder"), Some((HazardKind::Gas, 0.52)));
         assert_eq!(settings.inference.model, PathBuf::from("models/patrol-hazard.onnx"));
         assert_eq!(settings.inference.classify("car"), None);
         assert!(settings.drones.is_empty());
