@@ -69,7 +69,7 @@ from finetune_head import sweep, world_tiles  # noqa: E402
 from model import CLASS_NAMES, NUM_CLASSES, Detector, make_points  # noqa: E402
 from onnx_weights import detector_from_onnx, freeze_bn, max_score_diff  # noqa: E402
 from train import (EMA, TrainSamples, TrainSet, average_precision, detection_loss, eval_sets,  # noqa: E402
-                   export_onnx, match, normalize, photometric_jitter, pr_at, real_split, synth_split,
+                   export_onnx, match, normalize, optimizer_step, photometric_jitter, pr_at, real_split, synth_split,
                    threshold_and_test_metrics)
 
 HERE = Path(__file__).resolve().parent
@@ -176,11 +176,7 @@ def finetune(det: Detector, train: TrainSet, weights: np.ndarray,
                 g["lr"] = lr
             x = photometric_jitter(img.permute(0, 3, 1, 2).float().div_(255))
             loss, parts = detection_loss(det(normalize(x)), cls_t, reg_t, ctr_t, pos, points)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 10.0)
-            opt.step()
-            ema.update(det)
+            optimizer_step(loss, opt, params, ema, det)
             it += 1
             n += 1
             sums += np.array([float(loss.detach()), *parts])

@@ -524,6 +524,16 @@ def threshold_and_test_metrics(net: Detector, sets: dict, points: torch.Tensor) 
             "torch_ms_per_image_eval_batch16": round(ms_img, 1)}
 
 
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list, ema: "EMA",
+                   model: torch.nn.Module) -> None:
+    """One optimiser step on `loss` (gradients clipped to norm 10), then the EMA update."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 10.0)
+    opt.step()
+    ema.update(model)
+
+
 # ============================================================================================ EMA
 class EMA:
     def __init__(self, model: torch.nn.Module, decay: float = 0.995, tau: float = 200.0):
@@ -749,11 +759,7 @@ def main() -> None:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=not on_cpu):
                 out = model(normalize(x))
             loss, parts = detection_loss(out, cls_t, reg_t, ctr_t, pos, tpoints)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 10.0)
-            opt.step()
-            ema.update(model)
+            optimizer_step(loss, opt, params, ema, model)
             it += 1
             times[cur_threads].append(time.time() - ti)
             if len(thread_opts) > 1:
