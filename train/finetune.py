@@ -62,25 +62,20 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # do not spin: the 2 cores are shared with other jobs
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
-from torchvision.ops import batched_nms  # noqa: E402
 
 import synth  # noqa: E402
 from finetune_head import sweep, world_tiles  # noqa: E402
 from model import CLASS_NAMES, NUM_CLASSES, Detector, make_points  # noqa: E402
 from onnx_weights import detector_from_onnx, freeze_bn, max_score_diff  # noqa: E402
 from train import (EMA, TrainSamples, TrainSet, average_precision, detection_loss, eval_sets,  # noqa: E402
-                   export_onnx, match, normalize, optimizer_step, photometric_jitter, pr_at, real_split, synth_split,
-                   threshold_and_test_metrics)
+                   export_onnx, log, match, normalize, optimizer_step, photometric_jitter, pr_at, real_split,
+                   select_detections, synth_split, threshold_and_test_metrics)
 
 HERE = Path(__file__).resolve().parent
 SIZE = 320
 SYNTH_TRAIN_SEED = 6_000_000
 TILE_MARGIN = 16  # px around a planted box inside which a high score is not a false alarm
 MAX_START_DIFF = 1e-3
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def ort_session(path: Path, threads: int) -> ort.InferenceSession:
@@ -201,17 +196,9 @@ def onnx_detections(sess: ort.InferenceSession, images: np.ndarray, conf: float 
     for s in range(0, len(images), 16):
         out = sess.run(["output0"], {"images": (images[s:s + 16].astype(np.float32) / 255).transpose(0, 3, 1, 2)})[0]
         for o in torch.from_numpy(out):
-            scores = o[4:].t().flatten()  # [N * C], location-major like train.predict
-            k = min(1000, int((scores > conf).sum()))
-            if k == 0:
-                res.append(np.zeros((0, 6), np.float32))
-                continue
-            top, idx = scores.topk(k)
-            loc, c = idx // NUM_CLASSES, idx % NUM_CLASSES
-            cx, cy, w, h = o[0, loc], o[1, loc], o[2, loc], o[3, loc]
+            cx, cy, w, h = o[0], o[1], o[2], o[3]
             boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
-            keep = batched_nms(boxes, top, c, iou)[:max_det]
-            res.append(torch.cat([boxes[keep], top[keep, None], c[keep, None].float()], 1).numpy())
+            res.append(select_detections(o[4:].t(), boxes, conf, iou, max_det))
     return res
 
 

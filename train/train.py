@@ -352,18 +352,26 @@ def predict(model: Detector, images: np.ndarray, points: torch.Tensor, bs: int =
         cls, ltrb, ctr = (o.float() for o in model(normalize(x)))
         scores = torch.sqrt(torch.sigmoid(cls) * torch.sigmoid(ctr)[..., None])  # [B,N,C]
         for i in range(x.shape[0]):
-            sc = scores[i].flatten()
-            k = min(1000, int((sc > conf).sum()))
-            if k == 0:
-                res.append(np.zeros((0, 6), np.float32))
-                continue
-            top, idx = sc.topk(k)
-            loc, c = idx // NUM_CLASSES, idx % NUM_CLASSES
-            p, d = points[loc], ltrb[i, loc]
-            boxes = torch.stack([p[:, 0] - d[:, 0], p[:, 1] - d[:, 1], p[:, 0] + d[:, 2], p[:, 1] + d[:, 3]], 1)
-            keep = batched_nms(boxes, top, c, iou)[:max_det]
-            res.append(torch.cat([boxes[keep], top[keep, None], c[keep, None].float()], 1).cpu().numpy())
+            d = ltrb[i]
+            boxes = torch.stack([points[:, 0] - d[:, 0], points[:, 1] - d[:, 1],
+                                 points[:, 0] + d[:, 2], points[:, 1] + d[:, 3]], 1)
+            res.append(select_detections(scores[i], boxes, conf, iou, max_det))
     return res
+
+
+def select_detections(scores: torch.Tensor, boxes: torch.Tensor, conf: float, iou: float,
+                      max_det: int) -> np.ndarray:
+    """One image's detections from per-location class scores [N,C] and boxes [N,4] (x1, y1, x2, y2): the (up to)
+    1000 best location-class scores above `conf`, class-wise NMS at `iou`, at most `max_det`; [K,6] = x1, y1, x2,
+    y2, score, class."""
+    sc = scores.flatten()
+    k = min(1000, int((sc > conf).sum()))
+    if k == 0:
+        return np.zeros((0, 6), np.float32)
+    top, idx = sc.topk(k)
+    loc, c = idx // NUM_CLASSES, idx % NUM_CLASSES
+    keep = batched_nms(boxes[loc], top, c, iou)[:max_det]
+    return torch.cat([boxes[loc][keep], top[keep, None], c[keep, None].float()], 1).cpu().numpy()
 
 
 def iou_one(b: np.ndarray, bs: np.ndarray) -> np.ndarray:
